@@ -1,0 +1,254 @@
+//! `sportello bench`: throughput and latency figures measured through the real HTTP API, for
+//! docs/benchmarks.md. Runs the server in-process on a loopback port against a scratch
+//! database (a temporary SQLite file, or the PostgreSQL given with `--database-url`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Subcommand;
+use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+use serde_json::json;
+use sportello_service::App;
+use sportello_store::entities::ticket;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Tickets created per second through POST /api/v1/tickets.
+    Create {
+        /// How many tickets to create.
+        #[arg(long, default_value_t = 20_000)]
+        tickets: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+    /// Latency of filtered first pages of GET /api/v1/tickets over a large table.
+    List {
+        /// Tickets to store before measuring.
+        #[arg(long, default_value_t = 1_000_000)]
+        seed: usize,
+        /// Requests per query shape.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+    },
+}
+
+const PASSWORD: &str = "bench-password-123";
+
+struct Running {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+    app: App,
+    stop: CancellationToken,
+    _dir: Option<TempDir>,
+}
+
+/// A scratch directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start(cfg: &Config, explicit_db: bool) -> anyhow::Result<Running> {
+    let mut cfg = cfg.clone();
+    let mut dir = None;
+    if !explicit_db {
+        let d = std::env::temp_dir().join(format!("sportello-bench-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&d)?;
+        cfg.database.url = format!("sqlite://{}/bench.db?mode=rwc", d.display());
+        dir = Some(TempDir(d));
+    }
+    let app = crate::open_app(&cfg).await?;
+    let login = format!("bench{}", &Uuid::now_v7().simple().to_string()[20..]);
+    app.create_user_cli(sportello_service::auth::NewUser {
+        username: login.clone(),
+        password: PASSWORD.into(),
+        name: "Bench".into(),
+        roles: vec!["supervisor".into()],
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let router = sportello_server::router(app.clone(), cfg.server.clone());
+    let s = stop.clone();
+    tokio::spawn(async move { sportello_server::serve(listener, router, async move { s.cancelled().await }).await });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let res: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "username": login, "password": PASSWORD }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = res["token"].as_str().context("no token in login answer")?.to_owned();
+    Ok(Running { base, token, client, app, stop, _dir: dir })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
+    let explicit_db = std::env::args().any(|a| a.starts_with("--database-url")) || std::env::var("SPORTELLO__DATABASE__URL").is_ok();
+    let r = start(&cfg, explicit_db).await?;
+    let backend = format!("{:?}", r.app.db().backend());
+    let result = match cmd {
+        BenchCommand::Create { tickets, concurrency } => bench_create(&r, tickets, concurrency, &backend).await,
+        BenchCommand::List { seed, requests } => bench_list(&r, seed, requests, &backend).await,
+    };
+    r.stop.cancel();
+    result
+}
+
+async fn bench_create(r: &Running, total: usize, concurrency: usize, backend: &str) -> anyhow::Result<()> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, url, token, next) = (r.client.clone(), format!("{}/api/v1/tickets", r.base), r.token.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let channel = ["phone", "email", "counter", "web"][i % 4];
+                let body = json!({
+                    "channel": channel,
+                    "subject": format!("Richiesta informazioni {i}"),
+                    "body": "Buongiorno, vorrei sapere a che punto è la mia domanda.",
+                    "category": "application_status",
+                    "measure": "income_support",
+                    "citizen": { "name": format!("Cittadino {}", i % 5000), "emails": [format!("c{}@example.org", i % 5000)] }
+                });
+                let t = Instant::now();
+                let res = client.post(&url).bearer_auth(&token).json(&body).send().await?;
+                anyhow::ensure!(res.status() == 201, "create answered {}: {}", res.status(), res.text().await.unwrap_or_default());
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    println!("bench create: backend={backend} tickets={total} concurrency={concurrency}");
+    println!("  elapsed {:.2} s, {:.0} tickets/s", elapsed.as_secs_f64(), total as f64 / elapsed.as_secs_f64());
+    println!("  latency p50 {}  p90 {}  p99 {}", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.9)), ms(percentile(&lat, 0.99)));
+    Ok(())
+}
+
+/// Inserts `n` tickets straight into the table in large batches (setup, not measured).
+async fn seed(app: &App, n: usize) -> anyhow::Result<Vec<Uuid>> {
+    let statuses = ["new", "assigned", "open", "waiting_citizen", "resolved", "closed", "closed", "closed"];
+    let channels = ["phone", "email", "counter", "web"];
+    let categories = ["eligibility", "application_status", "payments", "isee", "missing_documents"];
+    let assignees: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
+    let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let started = Instant::now();
+    let base_time = Utc::now() - chrono::Duration::days(365);
+    let db = &app.db().write;
+    let batch = 1000;
+    let mut done = 0;
+    while done < n {
+        let txn = db.begin().await?;
+        let rows: Vec<ticket::ActiveModel> = (done..(done + batch).min(n))
+            .map(|i| {
+                let status = statuses[(next() % statuses.len() as u64) as usize];
+                let assigned = !matches!(status, "new");
+                let at = base_time + chrono::Duration::seconds(i as i64 * 30);
+                ticket::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    number: Set(format!("BN-2025-{i:07}")),
+                    channel: Set(channels[(next() % 4) as usize].into()),
+                    tier: Set(if next() % 5 == 0 { "back_office" } else { "front_office" }.into()),
+                    status: Set(status.into()),
+                    priority: Set("normal".into()),
+                    category: Set(Some(categories[(next() % 5) as usize].into())),
+                    measure: Set(Some("income_support".into())),
+                    subject: Set(format!("Richiesta {i}")),
+                    citizen_id: Set(None),
+                    assignee_id: Set(None),
+                    tags: Set("[]".into()),
+                    created_by: Set(None),
+                    created_at: Set(at),
+                    updated_at: Set(at),
+                    first_response_at: Set(None),
+                    resolved_at: Set(None),
+                    closed_at: Set(None),
+                    sla_due_at: Set(assigned.then_some(at)),
+                }
+            })
+            .collect();
+        ticket::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+        txn.commit().await?;
+        done = (done + batch).min(n);
+        if done % 100_000 == 0 {
+            eprintln!("  seeded {done}/{n} ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(assignees)
+}
+
+async fn bench_list(r: &Running, n: usize, requests: usize, backend: &str) -> anyhow::Result<()> {
+    seed(&r.app, n).await?;
+    // Let the planner know the table's shape, as a production database's autovacuum would.
+    let analyze = sea_orm::Statement::from_string(r.app.db().backend(), "ANALYZE");
+    sea_orm::ConnectionTrait::execute_raw(&r.app.db().write, analyze).await?;
+    println!("bench list: backend={backend} tickets={n} requests per query={requests}");
+    let shapes = [
+        ("queue: status=new&tier=front_office, oldest first", "status=new&tier=front_office&order=asc&limit=50"),
+        ("status=open,assigned", "status=open,assigned&limit=50"),
+        ("channel=email&status=waiting_citizen", "channel=email&status=waiting_citizen&limit=50"),
+        ("category=payments", "category=payments&limit=50"),
+        ("no filter", "limit=50"),
+    ];
+    for (label, qs) in shapes {
+        let url = format!("{}/api/v1/tickets?{qs}", r.base);
+        let mut lat = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let t = Instant::now();
+            let res = r.client.get(&url).bearer_auth(&r.token).send().await?;
+            anyhow::ensure!(res.status() == 200, "list answered {}", res.status());
+            let _ = res.bytes().await?;
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        println!(
+            "  {label:<55} p50 {:>9}  p99 {:>9}",
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99))
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! `sportello`: one binary with subcommands to serve, migrate, administer and measure.
+
+mod bench;
+mod config;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sportello_service::App;
+use sportello_service::auth::NewUser;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "sportello", version, about = "Omnichannel contact-center ticketing for public welfare services")]
+struct Cli {
+    /// Configuration file(s), applied in order over the built-in defaults.
+    #[arg(long, global = true, env = "SPORTELLO_CONFIG")]
+    config: Vec<PathBuf>,
+    /// Database URL (sqlite://PATH?mode=rwc or postgres://...), overriding the configuration.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and web UI (the default).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administration tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Measure throughput and latency (prints figures for docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user account.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// Roles, comma-separated: front_office, back_office, counter, supervisor, admin.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// The password; read from SPORTELLO_NEW_PASSWORD when not given.
+        #[arg(long, env = "SPORTELLO_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+fn init_tracing(cfg: &config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", cfg.level)));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+        _ = token.cancelled() => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    token.cancel();
+}
+
+/// Connects to the configured database and builds the application core.
+pub async fn open_app(cfg: &config::Config) -> anyhow::Result<App> {
+    let db = sportello_store::connect(&cfg.database.url, &cfg.database.options()).await?;
+    Ok(App::new(db, cfg.service.clone()).await?)
+}
+
+async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    let app = open_app(&cfg).await?;
+    if let Some(pw) = app
+        .bootstrap_admin(std::env::var("SPORTELLO_ADMIN_PASSWORD").ok())
+        .await
+        .context("creating the first administrator")?
+    {
+        // Shown once, on the console only (never in the log).
+        println!("\n  First start: created user 'admin' with password: {pw}\n  Sign in and change it.\n");
+    }
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving");
+    println!("Sportello is serving on http://{addr}");
+    let token = CancellationToken::new();
+    let router = sportello_server::router(app.clone(), cfg.server.clone());
+    sportello_server::serve(listener, router, shutdown_signal(token)).await?;
+    app.db().clone().close().await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve { listen: None });
+    let listen = match &command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let cfg = config::load(&cli.config, &[("server.listen", listen), ("database.url", cli.database_url.clone())])?;
+    init_tracing(&cfg.log);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match command {
+            Command::Serve { .. } => serve(cfg).await,
+            Command::Migrate => {
+                open_app(&cfg).await?;
+                println!("database is up to date");
+                Ok(())
+            }
+            Command::Admin { command: AdminCommand::CreateUser { username, name, roles, password } } => {
+                let app = open_app(&cfg).await?;
+                let u = app.create_user_cli(NewUser { username, password, name, roles }).await?;
+                println!("created user {} ({})", u.username, u.id);
+                Ok(())
+            }
+            Command::Bench { command } => bench::run(command, cfg).await,
+        }
+    })
+}

@@ -1,0 +1,25 @@
+//! The REST API v1: one router per feature, merged here.
+
+pub mod audit;
+pub mod auth;
+pub mod citizens;
+pub mod health;
+pub mod taxonomy;
+pub mod tickets;
+pub mod users;
+
+use axum::Router;
+
+use crate::AppState;
+
+/// Everything under `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(tickets::router())
+        .merge(citizens::router())
+        .merge(users::router())
+        .merge(taxonomy::router())
+        .merge(audit::router())
+        .merge(crate::openapi::router())
+}

@@ -1,0 +1,42 @@
+//! The OpenAPI document, generated from the handlers' annotations and served as JSON.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+use crate::api;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sportello API", description = "Omnichannel contact-center ticketing for public welfare services. Errors are RFC 9457 problem documents."),
+    modifiers(&BearerAuth),
+    paths(
+        api::health::healthz, api::health::readyz,
+        api::auth::login, api::auth::logout, api::auth::me,
+        api::tickets::create, api::tickets::list, api::tickets::count, api::tickets::read,
+        api::tickets::transition, api::tickets::add_entry,
+        api::citizens::create, api::citizens::search, api::citizens::read,
+        api::users::create, api::users::list, api::users::read, api::users::update,
+        api::taxonomy::list, api::taxonomy::add,
+        api::audit::list,
+    )
+)]
+pub struct ApiDoc;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}

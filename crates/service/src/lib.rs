@@ -1,0 +1,60 @@
+//! Sportello's use cases. Every operation that changes data runs in one database transaction
+//! here and publishes its domain events on the bus after the commit.
+
+pub mod actor;
+pub mod audit;
+pub mod auth;
+pub mod bus;
+pub mod citizens;
+pub mod config;
+pub mod error;
+pub mod numbers;
+pub mod taxonomy;
+pub mod tickets;
+mod util;
+
+use std::sync::Arc;
+
+pub use actor::Actor;
+pub use bus::EventBus;
+pub use config::ServiceConfig;
+pub use error::ServiceError;
+use sportello_store::Database;
+
+/// The application core shared by the HTTP server, the CLI and background tasks.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    bus: EventBus,
+    config: ServiceConfig,
+    numbers: numbers::NumberAllocator,
+    taxonomy: taxonomy::TaxonomyCache,
+}
+
+impl App {
+    /// Builds the core on a connected, migrated database, seeding the taxonomy lists on an
+    /// empty database.
+    pub async fn new(db: Database, config: ServiceConfig) -> Result<App, ServiceError> {
+        let taxonomy = taxonomy::TaxonomyCache::load(&db).await?;
+        let numbers = numbers::NumberAllocator::new(config.ticket_prefix.clone(), config.number_block);
+        Ok(App {
+            inner: Arc::new(Inner { db, bus: EventBus::new(4096), config, numbers, taxonomy }),
+        })
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+}

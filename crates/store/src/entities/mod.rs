@@ -1,0 +1,12 @@
+//! sea-orm entities, one module per table, in the shape `sea-orm-cli generate entity` writes.
+//! They mirror the migrations exactly; behaviour lives in the service layer, not here.
+
+pub mod audit_log;
+pub mod auth_token;
+pub mod citizen;
+pub mod citizen_contact;
+pub mod taxonomy;
+pub mod ticket;
+pub mod ticket_counter;
+pub mod ticket_entry;
+pub mod user;

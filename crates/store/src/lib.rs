@@ -1,0 +1,11 @@
+//! Storage: sea-orm entities, connection setup for SQLite and PostgreSQL, and the queries the
+//! service layer runs inside its transactions.
+
+pub mod connect;
+pub mod entities;
+pub mod error;
+pub mod query;
+
+pub use connect::{Database, DbOptions, connect};
+pub use error::StoreError;
+pub use sea_orm;
