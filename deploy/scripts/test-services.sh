@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Starts the real services the mail tests talk to: an unprivileged Dovecot (IMAP on loopback,
-# one test user, maildir under DIR) and an aiosmtpd sink that writes every received message to
-# DIR/smtp/. Idempotent; safe to run as root on a fresh Debian machine (it installs what is
-# missing) and as an ordinary user (then Dovecot runs entirely as that user).
+# Starts the real services the mail tests talk to: a private Dovecot (IMAP with STARTTLS and
+# IMAPS on loopback, one test user, maildir under DIR, certificates from a throwaway CA in
+# DIR/tls) and an aiosmtpd sink that writes every received message to DIR/smtp/. Idempotent;
+# safe to run as root on a fresh Debian machine (it installs what is missing) and as an
+# ordinary user (then Dovecot runs entirely as that user).
 #
 # Usage: test-services.sh COMMAND DIR
 #   start DIR         install what is missing, start both services, print `export` lines
@@ -176,10 +177,39 @@ setup_dirs() {
     local hash
     hash="$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)"
     BASE_DIR="/tmp/sportello-dovecot-$hash"
+    # As root, Dovecot's mail and auth processes run as nobody/dovecot and must reach the
+    # maildir and password file. Under a private parent (/root/...) they cannot, so Dovecot's
+    # files then live under /var/tmp instead, with a link from DIR.
+    DOVE_ROOT="$DIR"
+    if is_root; then
+        chmod 755 "$DIR"
+        if ! searchable_by_nobody "$DIR"; then
+            DOVE_ROOT="/var/tmp/sportello-dovecot-$hash"
+            mkdir -p "$DOVE_ROOT"
+            chmod 755 "$DOVE_ROOT"
+            ln -sfn "$DOVE_ROOT" "$DIR/dovecot-files"
+        fi
+    fi
+}
+
+# Whether user nobody can traverse every directory down to $1.
+searchable_by_nobody() {
+    if command -v runuser >/dev/null 2>&1; then
+        runuser -u nobody -- test -x "$1" 2>/dev/null
+    elif command -v setpriv >/dev/null 2>&1; then
+        setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$1" 2>/dev/null
+    else
+        local d="$1"
+        while [ "$d" != "/" ] && [ -n "$d" ]; do
+            [ "$(( 0$(stat -c '%a' "$d") & 1 ))" -eq 1 ] || return 1
+            d="$(dirname "$d")"
+        done
+    fi
 }
 
 load_ports() {
     IMAP_PORT=""
+    IMAPS_PORT=""
     SMTP_PORT=""
     if [ -f "$STATE/ports" ]; then
         # shellcheck disable=SC1091
@@ -188,22 +218,49 @@ load_ports() {
 }
 
 save_ports() {
-    printf 'IMAP_PORT=%s\nSMTP_PORT=%s\n' "$IMAP_PORT" "$SMTP_PORT" >"$STATE/ports"
+    printf 'IMAP_PORT=%s\nIMAPS_PORT=%s\nSMTP_PORT=%s\n' "$IMAP_PORT" "$IMAPS_PORT" "$SMTP_PORT" >"$STATE/ports"
 }
 
 # Picks a port once per DIR and keeps it, so restarts come back where clients expect them.
 choose_ports() {
     load_ports
     if [ -z "$IMAP_PORT" ]; then IMAP_PORT="$(free_port)"; fi
+    if [ -z "$IMAPS_PORT" ]; then
+        IMAPS_PORT="$(free_port)"
+        while [ "$IMAPS_PORT" = "$IMAP_PORT" ]; do IMAPS_PORT="$(free_port)"; done
+    fi
     if [ -z "$SMTP_PORT" ]; then
         SMTP_PORT="$(free_port)"
-        while [ "$SMTP_PORT" = "$IMAP_PORT" ]; do SMTP_PORT="$(free_port)"; done
+        while [ "$SMTP_PORT" = "$IMAP_PORT" ] || [ "$SMTP_PORT" = "$IMAPS_PORT" ]; do SMTP_PORT="$(free_port)"; done
     fi
     save_ports
 }
 
+# A private CA and a server certificate for localhost/127.0.0.1, made once per DIR.
+ensure_certificates() {
+    local tls="$DIR/tls"
+    if [ -s "$tls/ca.pem" ] && [ -s "$tls/server.pem" ] && [ -s "$tls/server.key" ]; then
+        return 0
+    fi
+    command -v openssl >/dev/null 2>&1 || apt_install openssl
+    mkdir -p "$tls"
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+            -subj "/CN=Sportello test CA" -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" \
+            -keyout server.key -out server.csr 2>/dev/null
+        printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -sha256 \
+            -days 3650 -extfile server.ext -out server.pem 2>/dev/null
+    ) || die "could not create test certificates in $tls"
+    chmod 644 "$tls/ca.pem" "$tls/server.pem"
+    chmod 600 "$tls/ca.key" "$tls/server.key"
+}
+
 write_dovecot_config() {
-    local conf_dir="$DIR/dovecot" mail_root="$DIR/mail" uid gid login_user internal_user
+    local conf_dir="$DOVE_ROOT/dovecot" mail_root="$DOVE_ROOT/mail" uid gid login_user internal_user
     local login_extra="" unpriv_extra=""
     mkdir -p "$conf_dir" "$mail_root"
     if is_root; then
@@ -215,11 +272,7 @@ write_dovecot_config() {
         getent passwd dovenull >/dev/null || login_user="nobody"
         getent passwd dovecot >/dev/null || internal_user="nobody"
         chown -R "nobody:$gid" "$mail_root"
-        # The mail and login processes must be able to reach DIR.
-        chmod 755 "$DIR" "$conf_dir" "$mail_root"
-        if command -v runuser >/dev/null 2>&1 && ! runuser -u nobody -- test -x "$mail_root"; then
-            die "user 'nobody' cannot reach $mail_root (a parent directory is not world-searchable); use a DIR under /tmp"
-        fi
+        chmod 755 "$DOVE_ROOT" "$conf_dir" "$mail_root"
     else
         uid="$(id -un)"
         gid="$(id -gn)"
@@ -245,7 +298,12 @@ base_dir = $BASE_DIR
 state_dir = $conf_dir/state
 log_path = $conf_dir/dovecot.log
 info_log_path = $conf_dir/dovecot.log
-ssl = no
+# TLS with a throwaway CA (tls/ca.pem) for implicit TLS on the imaps port and STARTTLS on the
+# plain one; plaintext login stays allowed so clients without TLS can be tested too.
+ssl = yes
+ssl_cert = <$DIR/tls/server.pem
+ssl_key = <$DIR/tls/server.key
+ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_login_user = $login_user
@@ -270,7 +328,9 @@ service imap-login {
     port = $IMAP_PORT
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $IMAPS_PORT
+    ssl = yes
   }
 $login_extra
 }
@@ -294,20 +354,47 @@ start_imap() {
         return 0
     fi
     stop_pidfile "$STATE/dovecot.pid"
+    ensure_certificates
     write_dovecot_config
     wait_port_closed "$IMAP_PORT" || die "port $IMAP_PORT is taken by another program"
-    "$DOVECOT" -n -c "$DIR/dovecot/dovecot.conf" >/dev/null 2>"$STATE/dovecot-check.log" \
-        || { cat "$STATE/dovecot-check.log" >&2; die "Dovecot rejected $DIR/dovecot/dovecot.conf"; }
-    setsid "$DOVECOT" -F -c "$DIR/dovecot/dovecot.conf" \
-        >>"$DIR/dovecot/stdout.log" 2>&1 </dev/null &
+    "$DOVECOT" -n -c "$DOVE_ROOT/dovecot/dovecot.conf" >/dev/null 2>"$STATE/dovecot-check.log" \
+        || { cat "$STATE/dovecot-check.log" >&2; die "Dovecot rejected $DOVE_ROOT/dovecot/dovecot.conf"; }
+    setsid "$DOVECOT" -F -c "$DOVE_ROOT/dovecot/dovecot.conf" \
+        >>"$DOVE_ROOT/dovecot/stdout.log" 2>&1 </dev/null &
     echo $! >"$STATE/dovecot.pid"
-    wait_port "$IMAP_PORT" Dovecot "* OK" "$DIR/dovecot/dovecot.log" \
+    wait_port "$IMAP_PORT" Dovecot "* OK" "$DOVE_ROOT/dovecot/dovecot.log" \
         || { stop_pidfile "$STATE/dovecot.pid"; die "Dovecot did not start"; }
     log "Dovecot listening on 127.0.0.1:$IMAP_PORT"
 }
 
+# Process ids whose parent is $1 (read from /proc: procps may be missing on a fresh machine).
+children_of() {
+    local parent=$1 f line rest state ppid
+    for f in /proc/[0-9]*/stat; do
+        line="$(cat "$f" 2>/dev/null)" || continue
+        rest="${line##*) }" # after the command name, which may contain spaces
+        read -r state ppid _ <<<"$rest" || true
+        if [ "$ppid" = "$parent" ]; then
+            f="${f#/proc/}"
+            printf '%s\n' "${f%/stat}"
+        fi
+    done
+}
+
 stop_imap() {
+    # Dovecot leaves running IMAP sessions alive when its master stops (so upgrades do not
+    # cut clients off); a fault test needs them gone, so remember and end the children too.
+    local master children pid
+    master="$(cat "$STATE/dovecot.pid" 2>/dev/null || true)"
+    children=""
+    if pid_alive "$master"; then children="$(children_of "$master")"; fi
     stop_pidfile "$STATE/dovecot.pid"
+    for pid in $children; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $children; do
+        local i
+        for i in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
     if [ -n "${IMAP_PORT:-}" ]; then
         wait_port_closed "$IMAP_PORT" || log "port $IMAP_PORT still open after stopping Dovecot"
     fi
@@ -343,6 +430,8 @@ write_env() {
     cat >"$DIR/env" <<EOF
 export SPORTELLO_TEST_IMAP_HOST=127.0.0.1
 export SPORTELLO_TEST_IMAP_PORT=$IMAP_PORT
+export SPORTELLO_TEST_IMAPS_PORT=$IMAPS_PORT
+export SPORTELLO_TEST_IMAP_TLS_CA=$DIR/tls/ca.pem
 export SPORTELLO_TEST_IMAP_USER=$IMAP_USER
 export SPORTELLO_TEST_IMAP_PASS=$IMAP_PASS
 export SPORTELLO_TEST_SMTP_HOST=127.0.0.1

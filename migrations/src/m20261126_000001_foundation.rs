@@ -64,7 +64,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "auth_tokens", "idx_auth_tokens_user", &["user_id"], false).await?;
+        index(
+            manager,
+            "auth_tokens",
+            "idx_auth_tokens_user",
+            &["user_id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -79,7 +86,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "citizens", "idx_citizens_name", &["name_lower"], false).await?;
+        index(
+            manager,
+            "citizens",
+            "idx_citizens_name",
+            &["name_lower"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -102,8 +116,14 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(manager, "citizen_contacts", "idx_citizen_contacts_citizen", &["citizen_id"], false)
-            .await?;
+        index(
+            manager,
+            "citizen_contacts",
+            "idx_citizen_contacts_citizen",
+            &["citizen_id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -135,17 +155,70 @@ impl MigrationTrait for Migration {
             .await?;
         // The queue queries filter on one or two of these and page by id (UUID v7, so id order
         // is creation order); each index ends in id so a filtered first page is an index range.
-        index(manager, "tickets", "idx_tickets_status", &["status", "id"], false).await?;
-        index(manager, "tickets", "idx_tickets_tier_status", &["tier", "status", "id"], false)
-            .await?;
-        index(manager, "tickets", "idx_tickets_channel_status", &["channel", "status", "id"], false)
-            .await?;
-        index(manager, "tickets", "idx_tickets_assignee_status", &["assignee_id", "status", "id"], false)
-            .await?;
-        index(manager, "tickets", "idx_tickets_category", &["category", "id"], false).await?;
-        index(manager, "tickets", "idx_tickets_citizen", &["citizen_id", "id"], false).await?;
-        index(manager, "tickets", "idx_tickets_created", &["created_at"], false).await?;
-        index(manager, "tickets", "idx_tickets_sla_due", &["sla_due_at"], false).await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_status",
+            &["status", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_tier_status",
+            &["tier", "status", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_channel_status",
+            &["channel", "status", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_assignee_status",
+            &["assignee_id", "status", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_category",
+            &["category", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_citizen",
+            &["citizen_id", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_created",
+            &["created_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "tickets",
+            "idx_tickets_sla_due",
+            &["sla_due_at"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -163,8 +236,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ticket_entries", "idx_ticket_entries_ticket", &["ticket_id", "id"], false)
-            .await?;
+        index(
+            manager,
+            "ticket_entries",
+            "idx_ticket_entries_ticket",
+            &["ticket_id", "id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -205,9 +284,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "audit_log", "idx_audit_entity", &["entity_type", "entity_id"], false)
-            .await?;
-        index(manager, "audit_log", "idx_audit_actor", &["actor_id", "id"], false).await?;
+        index(
+            manager,
+            "audit_log",
+            "idx_audit_entity",
+            &["entity_type", "entity_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "audit_log",
+            "idx_audit_actor",
+            &["actor_id", "id"],
+            false,
+        )
+        .await?;
         Ok(())
     }
 
@@ -223,7 +315,9 @@ impl MigrationTrait for Migration {
             "auth_tokens",
             "users",
         ] {
-            manager.drop_table(Table::drop().table(t).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
         }
         Ok(())
     }

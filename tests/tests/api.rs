@@ -21,6 +21,7 @@ on_both_backends!(
     ticket_numbers_are_unique_under_concurrency,
     users_can_be_changed_and_deactivated,
     openapi_document_describes_the_api,
+    domain_events_follow_commits,
 );
 
 async fn health_and_readiness(t: TestApp) {
@@ -35,7 +36,14 @@ async fn health_and_readiness(t: TestApp) {
 async fn login_and_token_rules(t: TestApp) {
     // Wrong password and unknown user both get the same 401.
     for (u, p) in [("admin", "wrong-password"), ("nobody", "whatever-password")] {
-        let (status, body) = t.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": u, "password": p}))).await;
+        let (status, body) = t
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": u, "password": p})),
+            )
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["type"], "/problems/bad-credentials");
     }
@@ -47,8 +55,17 @@ async fn login_and_token_rules(t: TestApp) {
         .send()
         .await
         .unwrap();
-    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let body: Value = res.json().await.unwrap();
     assert!(body["expires_at"].is_string());
     assert_eq!(body["user"]["username"], "admin");
@@ -65,7 +82,9 @@ async fn login_and_token_rules(t: TestApp) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["roles"], json!(["admin"]));
     // After logout the token is dead.
-    let (status, _) = t.call(Method::POST, "/api/v1/auth/logout", Some(&token), None).await;
+    let (status, _) = t
+        .call(Method::POST, "/api/v1/auth/logout", Some(&token), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = t.get("/api/v1/auth/me", &token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -89,13 +108,31 @@ async fn roles_are_enforced(t: TestApp) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, page) = t.get("/api/v1/tickets", &front).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page["items"].as_array().unwrap().iter().all(|i| i["tier"] == "front_office"));
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["tier"] == "front_office")
+    );
     let (status, _) = t.get("/api/v1/tickets?tier=back_office", &front).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = t.post(&format!("/api/v1/tickets/{id}/entries"), &front, json!({"kind": "note", "body": "x"})).await;
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/tickets/{id}/entries"),
+            &front,
+            json!({"kind": "note", "body": "x"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // ...and cannot open one there either.
-    let (status, _) = t.post("/api/v1/tickets", &front, json!({"channel": "phone", "subject": "x", "tier": "back_office"})).await;
+    let (status, _) = t
+        .post(
+            "/api/v1/tickets",
+            &front,
+            json!({"channel": "phone", "subject": "x", "tier": "back_office"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // The back office sees it.
     let (status, _) = t.get(&format!("/api/v1/tickets/{id}"), &back).await;
@@ -124,7 +161,10 @@ async fn ticket_lifecycle_through_the_status_machine(t: TestApp) {
         .await;
     let number = created["number"].as_str().unwrap();
     let year = chrono::Utc::now().format("%Y").to_string();
-    assert!(number.starts_with(&format!("SP-{year}-")) && number.len() == 14, "{number}");
+    assert!(
+        number.starts_with(&format!("SP-{year}-")) && number.len() == 14,
+        "{number}"
+    );
     assert_eq!(created["status"], "new");
     assert_eq!(created["tier"], "front_office");
     assert_eq!(created["tags"], json!(["prima-chiamata"]));
@@ -141,9 +181,22 @@ async fn ticket_lifecycle_through_the_status_machine(t: TestApp) {
     assert!(timeline[0]["body"].as_str().unwrap().contains("5.800 €"));
 
     // Taking it assigns it to the operator; then the full path to closed.
-    let path = [("assigned", None), ("open", None), ("waiting_citizen", Some("Attendo l'ISEE aggiornato")), ("open", None), ("resolved", Some("Informazioni date")), ("closed", None)];
+    let path = [
+        ("assigned", None),
+        ("open", None),
+        ("waiting_citizen", Some("Attendo l'ISEE aggiornato")),
+        ("open", None),
+        ("resolved", Some("Informazioni date")),
+        ("closed", None),
+    ];
     for (to, reason) in path {
-        let (status, body) = t.post(&format!("/api/v1/tickets/{id}/transitions"), &op, json!({"to": to, "reason": reason})).await;
+        let (status, body) = t
+            .post(
+                &format!("/api/v1/tickets/{id}/transitions"),
+                &op,
+                json!({"to": to, "reason": reason}),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "to {to}: {body}");
         assert_eq!(body["status"], to);
         if to == "assigned" {
@@ -154,32 +207,77 @@ async fn ticket_lifecycle_through_the_status_machine(t: TestApp) {
         }
     }
     // Closed is final: the 409 says so.
-    let (status, body) = t.post(&format!("/api/v1/tickets/{id}/transitions"), &op, json!({"to": "open"})).await;
+    let (status, body) = t
+        .post(
+            &format!("/api/v1/tickets/{id}/transitions"),
+            &op,
+            json!({"to": "open"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert!(body["detail"].as_str().unwrap().contains("'closed' to 'open'"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("'closed' to 'open'"),
+        "{body}"
+    );
 
     // Every transition is on the timeline with its reason.
     let (_, got) = t.get(&format!("/api/v1/tickets/{id}"), &op).await;
-    let system: Vec<&Value> = got["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "system").collect();
+    let system: Vec<&Value> = got["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "system")
+        .collect();
     assert_eq!(system.len(), path.len());
     assert_eq!(system[2]["meta"]["reason"], "Attendo l'ISEE aggiornato");
     assert_eq!(system[2]["author_name"], "Operatore operatore1");
 
     // An invalid jump on a fresh ticket names what is allowed.
-    let other = t.ticket(&op, json!({"channel": "email", "subject": "Altro"})).await;
+    let other = t
+        .ticket(&op, json!({"channel": "email", "subject": "Altro"}))
+        .await;
     let (status, body) = t
-        .post(&format!("/api/v1/tickets/{}/transitions", other["id"].as_str().unwrap()), &op, json!({"to": "closed"}))
+        .post(
+            &format!(
+                "/api/v1/tickets/{}/transitions",
+                other["id"].as_str().unwrap()
+            ),
+            &op,
+            json!({"to": "closed"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert!(body["detail"].as_str().unwrap().contains("assigned, open, resolved"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("assigned, open, resolved"),
+        "{body}"
+    );
     // Unknown ticket: 404.
-    let (status, _) = t.post(&format!("/api/v1/tickets/{}/transitions", uuid::Uuid::now_v7()), &op, json!({"to": "open"})).await;
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/tickets/{}/transitions", uuid::Uuid::now_v7()),
+            &op,
+            json!({"to": "open"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn listing_filters_and_cursor_pages(t: TestApp) {
     let (op_id, op) = t.user("operatore2", &["front_office", "back_office"]).await;
-    let citizen = t.post("/api/v1/citizens", &op, json!({"name": "Anna Rossi", "emails": ["anna.rossi@example.org"]})).await.1;
+    let citizen = t
+        .post(
+            "/api/v1/citizens",
+            &op,
+            json!({"name": "Anna Rossi", "emails": ["anna.rossi@example.org"]}),
+        )
+        .await
+        .1;
     let cid = citizen["id"].as_str().unwrap();
     let mut expected_email = 0;
     for i in 0..23 {
@@ -196,9 +294,19 @@ async fn listing_filters_and_cursor_pages(t: TestApp) {
         }
         t.ticket(&op, body).await;
     }
-    let special = t.ticket(&op, json!({"channel": "web", "subject": "Cambio IBAN per il PAGAMENTO"})).await;
+    let special = t
+        .ticket(
+            &op,
+            json!({"channel": "web", "subject": "Cambio IBAN per il PAGAMENTO"}),
+        )
+        .await;
     let sid = special["id"].as_str().unwrap();
-    t.post(&format!("/api/v1/tickets/{sid}/transitions"), &op, json!({"to": "assigned"})).await;
+    t.post(
+        &format!("/api/v1/tickets/{sid}/transitions"),
+        &op,
+        json!({"to": "assigned"}),
+    )
+    .await;
 
     let count = |q: &'static str| {
         let t = &t;
@@ -219,7 +327,10 @@ async fn listing_filters_and_cursor_pages(t: TestApp) {
     assert_eq!(count(&*format!("assignee={op_id}").leak()).await, 1);
     assert_eq!(count(&*format!("citizen_id={cid}").leak()).await, 5);
     assert_eq!(count("q=pagamento").await, 1);
-    assert_eq!(count(&*format!("q={}", special["number"].as_str().unwrap()).leak()).await, 1);
+    assert_eq!(
+        count(&*format!("q={}", special["number"].as_str().unwrap()).leak()).await,
+        1
+    );
     assert_eq!(count("q=100%25").await, 0);
 
     // Pages of 10, newest first, with no gaps or repeats, while a ticket arrives mid-way.
@@ -238,7 +349,11 @@ async fn listing_filters_and_cursor_pages(t: TestApp) {
         }
         pages += 1;
         if pages == 1 {
-            t.ticket(&op, json!({"channel": "phone", "subject": "arrivato durante la paginazione"})).await;
+            t.ticket(
+                &op,
+                json!({"channel": "phone", "subject": "arrivato durante la paginazione"}),
+            )
+            .await;
         }
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
@@ -272,7 +387,9 @@ async fn bad_input_is_named(t: TestApp) {
     assert_eq!(body["type"], "/problems/malformed-json");
 
     // Missing field: 422 naming it.
-    let (status, body) = t.post("/api/v1/tickets", &token, json!({"channel": "phone"})).await;
+    let (status, body) = t
+        .post("/api/v1/tickets", &token, json!({"channel": "phone"}))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "subject", "{body}");
 
@@ -286,15 +403,45 @@ async fn bad_input_is_named(t: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: HashSet<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    for f in ["channel", "subject", "category", "priority", "citizen.codice_fiscale", "citizen.emails[0]"] {
+    let fields: HashSet<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in [
+        "channel",
+        "subject",
+        "category",
+        "priority",
+        "citizen.codice_fiscale",
+        "citizen.emails[0]",
+    ] {
         assert!(fields.contains(f), "{f} not named in {body}");
     }
-    let cf_msg = body["errors"].as_array().unwrap().iter().find(|e| e["field"] == "citizen.codice_fiscale").unwrap();
-    assert!(cf_msg["message"].as_str().unwrap().to_lowercase().contains("check"), "{cf_msg}");
+    let cf_msg = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "citizen.codice_fiscale")
+        .unwrap();
+    assert!(
+        cf_msg["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("check"),
+        "{cf_msg}"
+    );
 
     // A wrong codice fiscale on a citizen, a bad query parameter, a bad path id, wrong media type.
-    let (status, body) = t.post("/api/v1/citizens", &token, json!({"name": "Mario Rossi", "codice_fiscale": "RSSMRA85T10A562"})).await;
+    let (status, body) = t
+        .post(
+            "/api/v1/citizens",
+            &token,
+            json!({"name": "Mario Rossi", "codice_fiscale": "RSSMRA85T10A562"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "codice_fiscale");
     let (status, body) = t.get("/api/v1/tickets?status=pending", &token).await;
@@ -304,11 +451,24 @@ async fn bad_input_is_named(t: TestApp) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = t.get("/api/v1/tickets/not-a-uuid", &token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let res = t.client.post(t.url("/api/v1/tickets")).bearer_auth(&token).body("channel=phone").send().await.unwrap();
+    let res = t
+        .client
+        .post(t.url("/api/v1/tickets"))
+        .bearer_auth(&token)
+        .body("channel=phone")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 415);
     // An oversized body is refused, not read into memory.
     let huge = "x".repeat(3 * 1024 * 1024);
-    let (status, _) = t.post("/api/v1/tickets", &token, json!({"channel": "phone", "subject": "big", "body": huge})).await;
+    let (status, _) = t
+        .post(
+            "/api/v1/tickets",
+            &token,
+            json!({"channel": "phone", "subject": "big", "body": huge}),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // Unknown routes are problems too.
     let (status, _) = t.get("/api/v1/nothing-here", &token).await;
@@ -334,17 +494,35 @@ async fn citizens_are_found_and_deduplicated(t: TestApp) {
     assert_eq!(c["phones"], json!(["+393339876543"]));
 
     // Found by codice fiscale (any case), e-mail, phone in another shape, or part of the name.
-    for q in [cf.to_lowercase(), "G.Esposito@EXAMPLE.org".into(), "+39 333 987 6543".into(), "esPOSit".into()] {
-        let (status, found) = t.get(&format!("/api/v1/citizens?q={}", urlencode(&q)), &op).await;
+    for q in [
+        cf.to_lowercase(),
+        "G.Esposito@EXAMPLE.org".into(),
+        "+39 333 987 6543".into(),
+        "esPOSit".into(),
+    ] {
+        let (status, found) = t
+            .get(&format!("/api/v1/citizens?q={}", urlencode(&q)), &op)
+            .await;
         assert_eq!(status, StatusCode::OK, "{q}");
-        let ids: Vec<&str> = found["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = found["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
         assert_eq!(ids, vec![id], "search {q}");
     }
     let (status, _) = t.get("/api/v1/citizens?q=x", &op).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // The same codice fiscale twice is a conflict naming the existing citizen.
-    let (status, body) = t.post("/api/v1/citizens", &op, json!({"name": "Altro", "codice_fiscale": cf})).await;
+    let (status, body) = t
+        .post(
+            "/api/v1/citizens",
+            &op,
+            json!({"name": "Altro", "codice_fiscale": cf}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body["detail"].as_str().unwrap().contains(id));
 
@@ -356,12 +534,23 @@ async fn citizens_are_found_and_deduplicated(t: TestApp) {
     let (status, detail) = t.get(&format!("/api/v1/citizens/{id}"), &op).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(detail["tickets"].as_array().unwrap().len(), 1);
-    assert!(detail["emails"].as_array().unwrap().contains(&json!("nuovo@example.org")));
+    assert!(
+        detail["emails"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("nuovo@example.org"))
+    );
     // An unknown requester becomes a new citizen.
     let ticket = t.ticket(&op, json!({"channel": "email", "subject": "x", "citizen": {"name": "Nuova Persona", "emails": ["np@example.org"]}})).await;
     assert_ne!(ticket["citizen_id"], id);
     // A citizen_id that does not exist is named.
-    let (status, body) = t.post("/api/v1/tickets", &op, json!({"channel": "phone", "subject": "x", "citizen_id": uuid::Uuid::now_v7()})).await;
+    let (status, body) = t
+        .post(
+            "/api/v1/tickets",
+            &op,
+            json!({"channel": "phone", "subject": "x", "citizen_id": uuid::Uuid::now_v7()}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "citizen_id");
 }
@@ -380,37 +569,90 @@ async fn timeline_notes_and_audit_trail(t: TestApp) {
     let (_, sup) = t.user("supervisore", &["supervisor"]).await;
     let ticket = t.ticket(&op, json!({"channel": "counter", "subject": "Documenti consegnati", "citizen": {"name": "Paolo Neri"}})).await;
     let id = ticket["id"].as_str().unwrap();
-    let (status, note) = t.post(&format!("/api/v1/tickets/{id}/entries"), &op, json!({"kind": "note", "body": "Manca il modello ISEE"})).await;
+    let (status, note) = t
+        .post(
+            &format!("/api/v1/tickets/{id}/entries"),
+            &op,
+            json!({"kind": "note", "body": "Manca il modello ISEE"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(note["author_id"], op_id.as_str());
-    let (status, body) = t.post(&format!("/api/v1/tickets/{id}/entries"), &op, json!({"kind": "outbound", "body": "x"})).await;
+    let (status, body) = t
+        .post(
+            &format!("/api/v1/tickets/{id}/entries"),
+            &op,
+            json!({"kind": "outbound", "body": "x"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (status, _) = t.post(&format!("/api/v1/tickets/{id}/entries"), &op, json!({"kind": "note", "body": " "})).await;
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/tickets/{id}/entries"),
+            &op,
+            json!({"kind": "note", "body": " "}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (_, got) = t.get(&format!("/api/v1/tickets/{id}"), &sup).await;
-    let notes: Vec<&Value> = got["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "note").collect();
+    let notes: Vec<&Value> = got["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "note")
+        .collect();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["body"], "Manca il modello ISEE");
 
     // The trail says who created, annotated and viewed it.
-    let (status, trail) = t.get(&format!("/api/v1/audit?entity_type=ticket&entity_id={id}"), &sup).await;
+    let (status, trail) = t
+        .get(
+            &format!("/api/v1/audit?entity_type=ticket&entity_id={id}"),
+            &sup,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let actions: Vec<(String, String)> = trail["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["action"].as_str().unwrap().to_owned(), r["actor_id"].as_str().unwrap_or("").to_owned()))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["actor_id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
-    assert!(actions.contains(&("ticket.created".into(), op_id.clone())), "{actions:?}");
+    assert!(
+        actions.contains(&("ticket.created".into(), op_id.clone())),
+        "{actions:?}"
+    );
     assert!(actions.contains(&("ticket.note_added".into(), op_id.clone())));
-    assert!(actions.iter().any(|(a, who)| a == "ticket.viewed" && who != &op_id));
+    assert!(
+        actions
+            .iter()
+            .any(|(a, who)| a == "ticket.viewed" && who != &op_id)
+    );
     // The citizen's creation and viewing are on the trail too.
     let cid = ticket["citizen_id"].as_str().unwrap();
     t.get(&format!("/api/v1/citizens/{cid}"), &op).await;
-    let (_, trail) = t.get(&format!("/api/v1/audit?entity_type=citizen&entity_id={cid}"), &sup).await;
-    let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
-    assert!(actions.contains(&"citizen.created") && actions.contains(&"citizen.viewed"), "{actions:?}");
+    let (_, trail) = t
+        .get(
+            &format!("/api/v1/audit?entity_type=citizen&entity_id={cid}"),
+            &sup,
+        )
+        .await;
+    let actions: Vec<&str> = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"citizen.created") && actions.contains(&"citizen.viewed"),
+        "{actions:?}"
+    );
 }
 
 async fn ticket_numbers_are_unique_under_concurrency(t: TestApp) {
@@ -419,21 +661,40 @@ async fn ticket_numbers_are_unique_under_concurrency(t: TestApp) {
     for i in 0..60 {
         let (client, url, op) = (t.client.clone(), t.url("/api/v1/tickets"), op.clone());
         tasks.push(tokio::spawn(async move {
-            let res = client.post(url).bearer_auth(op).json(&json!({"channel": "web", "subject": format!("n{i}")})).send().await.unwrap();
+            let res = client
+                .post(url)
+                .bearer_auth(op)
+                .json(&json!({"channel": "web", "subject": format!("n{i}")}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), 201);
-            res.json::<Value>().await.unwrap()["number"].as_str().unwrap().to_owned()
+            res.json::<Value>().await.unwrap()["number"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }));
     }
     let mut numbers = HashSet::new();
     for task in tasks {
-        assert!(numbers.insert(task.await.unwrap()), "duplicate ticket number");
+        assert!(
+            numbers.insert(task.await.unwrap()),
+            "duplicate ticket number"
+        );
     }
     assert_eq!(numbers.len(), 60);
     // A second instance on the same database never hands out the same numbers.
     let other = TestApp::spawn_on(&t.database_url, None).await;
     for i in 0..25 {
-        let a = t.ticket(&op, json!({"channel": "web", "subject": format!("a{i}")})).await;
-        let b = other.ticket(&other.admin_token, json!({"channel": "web", "subject": format!("b{i}")})).await;
+        let a = t
+            .ticket(&op, json!({"channel": "web", "subject": format!("a{i}")}))
+            .await;
+        let b = other
+            .ticket(
+                &other.admin_token,
+                json!({"channel": "web", "subject": format!("b{i}")}),
+            )
+            .await;
         assert!(numbers.insert(a["number"].as_str().unwrap().to_owned()));
         assert!(numbers.insert(b["number"].as_str().unwrap().to_owned()));
     }
@@ -445,34 +706,115 @@ async fn users_can_be_changed_and_deactivated(t: TestApp) {
     assert_eq!(status, StatusCode::OK);
     let (status, body) = t.post("/api/v1/users", &t.admin_token, json!({"username": "temporaneo", "password": "another-password", "name": "Dup", "roles": ["counter"]})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, body) = t.post("/api/v1/users", &t.admin_token, json!({"username": "Bad Name", "password": "short", "name": "", "roles": ["boss"]})).await;
+    let (status, body) = t
+        .post(
+            "/api/v1/users",
+            &t.admin_token,
+            json!({"username": "Bad Name", "password": "short", "name": "", "roles": ["boss"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: HashSet<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, HashSet::from(["username", "password", "name", "roles[0]"]));
+    let fields: HashSet<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        HashSet::from(["username", "password", "name", "roles[0]"])
+    );
 
-    let (status, u) = t.call(Method::PATCH, &format!("/api/v1/users/{id}"), Some(&t.admin_token), Some(json!({"roles": ["counter", "front_office"]}))).await;
+    let (status, u) = t
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&t.admin_token),
+            Some(json!({"roles": ["counter", "front_office"]})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{u}");
     assert_eq!(u["roles"], json!(["front_office", "counter"]));
     // Deactivation signs the user out at once and blocks sign-in.
-    let (status, _) = t.call(Method::PATCH, &format!("/api/v1/users/{id}"), Some(&t.admin_token), Some(json!({"active": false}))).await;
+    let (status, _) = t
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&t.admin_token),
+            Some(json!({"active": false})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = t.get("/api/v1/tickets", &token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = t.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "temporaneo", "password": "temporaneo-password"}))).await;
+    let (status, _) = t
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "temporaneo", "password": "temporaneo-password"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, users) = t.get("/api/v1/users", &t.admin_token).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(users["items"].as_array().unwrap().iter().all(|u| u.get("password_hash").is_none()));
+    assert!(
+        users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u.get("password_hash").is_none())
+    );
 }
 
 async fn openapi_document_describes_the_api(t: TestApp) {
-    let res = t.client.get(t.url("/api/v1/openapi.json")).send().await.unwrap();
+    let res = t
+        .client
+        .get(t.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/auth/login", "/api/v1/tickets", "/api/v1/tickets/{id}/transitions", "/api/v1/citizens", "/api/v1/users", "/healthz"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/tickets",
+        "/api/v1/tickets/{id}/transitions",
+        "/api/v1/citizens",
+        "/api/v1/users",
+        "/healthz",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["schemas"].get("NewTicket").is_some());
     assert!(doc["components"]["securitySchemes"].get("bearer").is_some());
+}
+
+async fn domain_events_follow_commits(t: TestApp) {
+    use sportello_domain::Status;
+    use sportello_domain::event::DomainEvent;
+    let mut rx = t.app.bus().subscribe();
+    let (op_id, op) = t.user("operatore6", &["front_office"]).await;
+    let created = t.ticket(&op, json!({"channel": "email", "subject": "Eventi", "citizen": {"name": "Eva Gialli"}})).await;
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    t.post(&format!("/api/v1/tickets/{id}/transitions"), &op, json!({"to": "assigned"})).await;
+    // A refused change publishes nothing.
+    let (status, _) = t.post(&format!("/api/v1/tickets/{id}/transitions"), &op, json!({"to": "closed"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    t.post(&format!("/api/v1/tickets/{id}/entries"), &op, json!({"kind": "note", "body": "n"})).await;
+
+    let mut got = Vec::new();
+    while let Ok(Ok(e)) = tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
+        got.push((*e).clone());
+    }
+    assert!(matches!(got[0], DomainEvent::CitizenCreated { .. }), "{got:?}");
+    assert!(matches!(&got[1], DomainEvent::TicketCreated { ticket_id, number, .. } if *ticket_id == id && number == created["number"].as_str().unwrap()));
+    assert!(matches!(got[2], DomainEvent::TicketTransitioned { from: Status::New, to: Status::Assigned, .. }));
+    assert!(matches!(got[3], DomainEvent::TicketAssigned { assignee_id: Some(a), .. } if a.to_string() == op_id));
+    assert!(matches!(got[4], DomainEvent::EntryAdded { .. }));
+    assert_eq!(got.len(), 5, "{got:?}");
 }

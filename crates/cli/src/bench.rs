@@ -37,6 +37,51 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         requests: usize,
     },
+    /// CDR rows imported per second: a synthetic Master.csv through the import-cdr code, then
+    /// the same file again (which changes nothing).
+    Cdr {
+        /// Rows (calls) in the synthetic file.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
+    /// Native webhook events recorded per second through POST /api/v1/channels/phone/events,
+    /// one event per request.
+    Webhook {
+        /// How many events to send.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+/// The integration token the webhook benchmark configures.
+const BENCH_PHONE_TOKEN: &str = "bench-native-token-0123456789";
+
+/// Extensions 201–212 (those of the synthetic CDR files) mapped to operators, and a native
+/// integration for the webhook benchmark.
+fn bench_phone(cfg: &mut Config) {
+    use sportello_service::phone::sportello_phone::{Integration, IntegrationKind, Token};
+    cfg.phone.integrations = vec![Integration {
+        name: "bench".into(),
+        kind: IntegrationKind::Native,
+        token: Token::new(BENCH_PHONE_TOKEN),
+    }];
+    cfg.phone.extensions = (201..=212).map(|e| (e.to_string(), format!("op{e}"))).collect();
+}
+
+async fn bench_operators(app: &App) -> anyhow::Result<()> {
+    for e in 201..=212 {
+        app.create_user_cli(sportello_service::auth::NewUser {
+            username: format!("op{e}"),
+            password: PASSWORD.into(),
+            name: format!("Operatore {e}"),
+            roles: vec!["front_office".into()],
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 const PASSWORD: &str = "bench-password-123";
@@ -82,8 +127,12 @@ async fn start(cfg: &Config, explicit_db: bool) -> anyhow::Result<Running> {
     let stop = CancellationToken::new();
     let router = sportello_server::router(app.clone(), cfg.server.clone());
     let s = stop.clone();
-    tokio::spawn(async move { sportello_server::serve(listener, router, async move { s.cancelled().await }).await });
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    tokio::spawn(async move {
+        sportello_server::serve(listener, router, async move { s.cancelled().await }).await
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let res: serde_json::Value = client
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({ "username": login, "password": PASSWORD }))
@@ -92,8 +141,18 @@ async fn start(cfg: &Config, explicit_db: bool) -> anyhow::Result<Running> {
         .error_for_status()?
         .json()
         .await?;
-    let token = res["token"].as_str().context("no token in login answer")?.to_owned();
-    Ok(Running { base, token, client, app, stop, _dir: dir })
+    let token = res["token"]
+        .as_str()
+        .context("no token in login answer")?
+        .to_owned();
+    Ok(Running {
+        base,
+        token,
+        client,
+        app,
+        stop,
+        _dir: dir,
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -109,23 +168,46 @@ fn ms(d: Duration) -> String {
 }
 
 pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
-    let explicit_db = std::env::args().any(|a| a.starts_with("--database-url")) || std::env::var("SPORTELLO__DATABASE__URL").is_ok();
+    let explicit_db = std::env::args().any(|a| a.starts_with("--database-url"))
+        || std::env::var("SPORTELLO__DATABASE__URL").is_ok();
+    let mut cfg = cfg;
+    if matches!(cmd, BenchCommand::Cdr { .. } | BenchCommand::Webhook { .. }) {
+        bench_phone(&mut cfg);
+    }
     let r = start(&cfg, explicit_db).await?;
     let backend = format!("{:?}", r.app.db().backend());
     let result = match cmd {
-        BenchCommand::Create { tickets, concurrency } => bench_create(&r, tickets, concurrency, &backend).await,
+        BenchCommand::Create {
+            tickets,
+            concurrency,
+        } => bench_create(&r, tickets, concurrency, &backend).await,
         BenchCommand::List { seed, requests } => bench_list(&r, seed, requests, &backend).await,
+        BenchCommand::Cdr { rows } => bench_cdr(&r, rows, &backend).await,
+        BenchCommand::Webhook {
+            events,
+            concurrency,
+        } => bench_webhook(&r, events, concurrency, &backend).await,
     };
     r.stop.cancel();
     result
 }
 
-async fn bench_create(r: &Running, total: usize, concurrency: usize, backend: &str) -> anyhow::Result<()> {
+async fn bench_create(
+    r: &Running,
+    total: usize,
+    concurrency: usize,
+    backend: &str,
+) -> anyhow::Result<()> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (client, url, token, next) = (r.client.clone(), format!("{}/api/v1/tickets", r.base), r.token.clone(), next.clone());
+        let (client, url, token, next) = (
+            r.client.clone(),
+            format!("{}/api/v1/tickets", r.base),
+            r.token.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -157,16 +239,40 @@ async fn bench_create(r: &Running, total: usize, concurrency: usize, backend: &s
     let elapsed = started.elapsed();
     lat.sort();
     println!("bench create: backend={backend} tickets={total} concurrency={concurrency}");
-    println!("  elapsed {:.2} s, {:.0} tickets/s", elapsed.as_secs_f64(), total as f64 / elapsed.as_secs_f64());
-    println!("  latency p50 {}  p90 {}  p99 {}", ms(percentile(&lat, 0.5)), ms(percentile(&lat, 0.9)), ms(percentile(&lat, 0.99)));
+    println!(
+        "  elapsed {:.2} s, {:.0} tickets/s",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency p50 {}  p90 {}  p99 {}",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.9)),
+        ms(percentile(&lat, 0.99))
+    );
     Ok(())
 }
 
 /// Inserts `n` tickets straight into the table in large batches (setup, not measured).
 async fn seed(app: &App, n: usize) -> anyhow::Result<Vec<Uuid>> {
-    let statuses = ["new", "assigned", "open", "waiting_citizen", "resolved", "closed", "closed", "closed"];
+    let statuses = [
+        "new",
+        "assigned",
+        "open",
+        "waiting_citizen",
+        "resolved",
+        "closed",
+        "closed",
+        "closed",
+    ];
     let channels = ["phone", "email", "counter", "web"];
-    let categories = ["eligibility", "application_status", "payments", "isee", "missing_documents"];
+    let categories = [
+        "eligibility",
+        "application_status",
+        "payments",
+        "isee",
+        "missing_documents",
+    ];
     let assignees: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
     let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
@@ -191,7 +297,12 @@ async fn seed(app: &App, n: usize) -> anyhow::Result<Vec<Uuid>> {
                     id: Set(Uuid::now_v7()),
                     number: Set(format!("BN-2025-{i:07}")),
                     channel: Set(channels[(next() % 4) as usize].into()),
-                    tier: Set(if next() % 5 == 0 { "back_office" } else { "front_office" }.into()),
+                    tier: Set(if next() % 5 == 0 {
+                        "back_office"
+                    } else {
+                        "front_office"
+                    }
+                    .into()),
                     status: Set(status.into()),
                     priority: Set("normal".into()),
                     category: Set(Some(categories[(next() % 5) as usize].into())),
@@ -210,11 +321,16 @@ async fn seed(app: &App, n: usize) -> anyhow::Result<Vec<Uuid>> {
                 }
             })
             .collect();
-        ticket::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+        ticket::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
+            .await?;
         txn.commit().await?;
         done = (done + batch).min(n);
         if done % 100_000 == 0 {
-            eprintln!("  seeded {done}/{n} ({:.0} s)", started.elapsed().as_secs_f64());
+            eprintln!(
+                "  seeded {done}/{n} ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     Ok(assignees)
@@ -227,9 +343,15 @@ async fn bench_list(r: &Running, n: usize, requests: usize, backend: &str) -> an
     sea_orm::ConnectionTrait::execute_raw(&r.app.db().write, analyze).await?;
     println!("bench list: backend={backend} tickets={n} requests per query={requests}");
     let shapes = [
-        ("queue: status=new&tier=front_office, oldest first", "status=new&tier=front_office&order=asc&limit=50"),
+        (
+            "queue: status=new&tier=front_office, oldest first",
+            "status=new&tier=front_office&order=asc&limit=50",
+        ),
         ("status=open,assigned", "status=open,assigned&limit=50"),
-        ("channel=email&status=waiting_citizen", "channel=email&status=waiting_citizen&limit=50"),
+        (
+            "channel=email&status=waiting_citizen",
+            "channel=email&status=waiting_citizen&limit=50",
+        ),
         ("category=payments", "category=payments&limit=50"),
         ("no filter", "limit=50"),
     ];
@@ -250,5 +372,115 @@ async fn bench_list(r: &Running, n: usize, requests: usize, backend: &str) -> an
             ms(percentile(&lat, 0.99))
         );
     }
+    Ok(())
+}
+
+async fn bench_cdr(r: &Running, rows: usize, backend: &str) -> anyhow::Result<()> {
+    use sportello_service::phone::sportello_phone::{measure_cdr_parse, synth::synthetic_cdr};
+    bench_operators(&r.app).await?;
+    let synth = synthetic_cdr(rows, 42);
+    let bytes = synth.csv.into_bytes();
+    let parse = measure_cdr_parse(&bytes, r.app.config().phone.cdr_timezone);
+    println!(
+        "bench cdr: backend={backend} rows={rows} file={:.1} MB",
+        bytes.len() as f64 / 1e6
+    );
+    println!(
+        "  parse only        {:>9.0} rows/s",
+        parse.rows as f64 / parse.elapsed.as_secs_f64()
+    );
+    for pass in ["first import", "re-import"] {
+        let started = Instant::now();
+        let imported = crate::import_cdr::import_reader(
+            &r.app,
+            "bench-cdr",
+            std::io::Cursor::new(bytes.clone()),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            imported.rejected.is_empty(),
+            "synthetic rows were rejected: {}",
+            imported.rejected[0]
+        );
+        println!(
+            "  {pass:<17} {:>9.0} rows/s ({:.2} s: {} new, {} already present)",
+            rows as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64(),
+            imported.new,
+            imported.known
+        );
+    }
+    Ok(())
+}
+
+async fn bench_webhook(
+    r: &Running,
+    total: usize,
+    concurrency: usize,
+    backend: &str,
+) -> anyhow::Result<()> {
+    use sportello_service::phone::sportello_phone::{native_json, synth::synthetic_cdr};
+    bench_operators(&r.app).await?;
+    let zone = r.app.config().phone.cdr_timezone;
+    let synth = synthetic_cdr(total / 2 + 1, 11);
+    let bodies: Vec<String> =
+        sportello_service::phone::sportello_phone::CdrReader::new(synth.csv.as_bytes(), zone)
+            .filter_map(Result::ok)
+            .flat_map(|row| row.to_events("bench"))
+            .take(total)
+            .map(|e| native_json(&e).to_string())
+            .collect();
+    let bodies = Arc::new(bodies);
+    let total = bodies.len();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = format!("{}/api/v1/channels/phone/events", r.base);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, url, bodies, next) = (r.client.clone(), url.clone(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let res = client
+                    .post(&url)
+                    .bearer_auth(BENCH_PHONE_TOKEN)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    res.status() == 200,
+                    "webhook answered {}: {}",
+                    res.status(),
+                    res.text().await.unwrap_or_default()
+                );
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    println!("bench webhook: backend={backend} events={total} concurrency={concurrency}");
+    println!(
+        "  elapsed {:.2} s, {:.0} events/s",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency p50 {}  p90 {}  p99 {}",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.9)),
+        ms(percentile(&lat, 0.99))
+    );
     Ok(())
 }

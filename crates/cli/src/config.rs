@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 use sportello_server::ServerConfig;
 use sportello_service::ServiceConfig;
+use sportello_service::phone::sportello_phone::PhoneConfig;
 
 /// The defaults, compiled in so a bare `cargo run --release` needs no file.
 pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -52,13 +53,24 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub service: ServiceConfig,
     pub log: LogConfig,
+    /// The phone channel: integrations, extensions, own numbers.
+    #[serde(default)]
+    pub phone: PhoneConfig,
+    /// The e-mail channel: mailboxes, SMTP relay, limits, acknowledgements (see
+    /// config/email.example.toml). Empty by default: no mailbox is fetched.
+    #[serde(default, skip_serializing)]
+    pub email: sportello_service::mail::sportello_mail::EmailConfig,
 }
 
 /// Loads the layers; `overrides` are the command-line flags as `section.key` pairs.
 pub fn load(files: &[PathBuf], overrides: &[(&str, Option<String>)]) -> anyhow::Result<Config> {
     let mut fig = Figment::from(Toml::string(DEFAULTS));
     for f in files {
-        anyhow::ensure!(f.exists(), "configuration file {} does not exist", f.display());
+        anyhow::ensure!(
+            f.exists(),
+            "configuration file {} does not exist",
+            f.display()
+        );
         fig = fig.merge(Toml::file(f));
     }
     fig = fig.merge(Env::prefixed("SPORTELLO__").split("__"));
@@ -88,7 +100,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.toml");
         std::fs::write(&f, "[service]\nticket_prefix = \"MI\"\n").unwrap();
-        assert_eq!(load(&[f.clone()], &[]).unwrap().service.ticket_prefix, "MI");
+        assert_eq!(load(std::slice::from_ref(&f), &[]).unwrap().service.ticket_prefix, "MI");
         std::fs::write(&f, "[server]\nrequest_timeout_secs = \"soon\"\n").unwrap();
         let err = format!("{:#}", load(&[f], &[]).unwrap_err());
         assert!(err.contains("request_timeout_secs"), "{err}");

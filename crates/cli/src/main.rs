@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod import_cdr;
 
 use std::path::PathBuf;
 
@@ -12,7 +13,11 @@ use sportello_service::auth::NewUser;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "sportello", version, about = "Omnichannel contact-center ticketing for public welfare services")]
+#[command(
+    name = "sportello",
+    version,
+    about = "Omnichannel contact-center ticketing for public welfare services"
+)]
 struct Cli {
     /// Configuration file(s), applied in order over the built-in defaults.
     #[arg(long, global = true, env = "SPORTELLO_CONFIG")]
@@ -38,6 +43,20 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Import Asterisk CDR files (Master.csv, cdr_csv column order) into the call log.
+    ///
+    /// Prints each rejected row as `line N: reason` and a summary line; exits 0 when every row
+    /// was imported, 2 when rows were rejected, 1 on error. Importing a file again changes
+    /// nothing.
+    ImportCdr {
+        /// The CDR files, imported in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The source the calls are recorded under: call ids are unique per source. Give the
+        /// name of the switchboard's webhook integration to merge CDRs with its live reports.
+        #[arg(long, default_value = "cdr")]
+        source: String,
     },
     /// Measure throughput and latency (prints figures for docs/benchmarks.md).
     Bench {
@@ -67,7 +86,9 @@ fn init_tracing(cfg: &config::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", cfg.level)));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cfg.format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -100,7 +121,10 @@ async fn shutdown_signal(token: CancellationToken) {
 /// Connects to the configured database and builds the application core.
 pub async fn open_app(cfg: &config::Config) -> anyhow::Result<App> {
     let db = sportello_store::connect(&cfg.database.url, &cfg.database.options()).await?;
-    Ok(App::new(db, cfg.service.clone()).await?)
+    let mut service = cfg.service.clone();
+    service.phone = cfg.phone.clone();
+    service.email = cfg.email.clone();
+    Ok(App::new(db, service).await?)
 }
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
@@ -111,7 +135,9 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         .context("creating the first administrator")?
     {
         // Shown once, on the console only (never in the log).
-        println!("\n  First start: created user 'admin' with password: {pw}\n  Sign in and change it.\n");
+        println!(
+            "\n  First start: created user 'admin' with password: {pw}\n  Sign in and change it.\n"
+        );
     }
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
@@ -120,8 +146,15 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "serving");
     println!("Sportello is serving on http://{addr}");
     let token = CancellationToken::new();
+    // Mailbox fetchers and the outbox worker; nothing starts without [email] settings.
+    let mail_tasks = app
+        .start_mail(token.clone())
+        .context("starting the e-mail channel")?;
     let router = sportello_server::router(app.clone(), cfg.server.clone());
-    sportello_server::serve(listener, router, shutdown_signal(token)).await?;
+    let served = sportello_server::serve(listener, router, shutdown_signal(token.clone())).await;
+    token.cancel();
+    mail_tasks.join().await;
+    served?;
     app.db().clone().close().await;
     Ok(())
 }
@@ -133,9 +166,17 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { listen } => listen.clone(),
         _ => None,
     };
-    let cfg = config::load(&cli.config, &[("server.listen", listen), ("database.url", cli.database_url.clone())])?;
+    let cfg = config::load(
+        &cli.config,
+        &[
+            ("server.listen", listen),
+            ("database.url", cli.database_url.clone()),
+        ],
+    )?;
     init_tracing(&cfg.log);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match command {
             Command::Serve { .. } => serve(cfg).await,
@@ -144,10 +185,35 @@ fn main() -> anyhow::Result<()> {
                 println!("database is up to date");
                 Ok(())
             }
-            Command::Admin { command: AdminCommand::CreateUser { username, name, roles, password } } => {
+            Command::Admin {
+                command:
+                    AdminCommand::CreateUser {
+                        username,
+                        name,
+                        roles,
+                        password,
+                    },
+            } => {
                 let app = open_app(&cfg).await?;
-                let u = app.create_user_cli(NewUser { username, password, name, roles }).await?;
+                let u = app
+                    .create_user_cli(NewUser {
+                        username,
+                        password,
+                        name,
+                        roles,
+                    })
+                    .await?;
                 println!("created user {} ({})", u.username, u.id);
+                Ok(())
+            }
+            Command::ImportCdr { files, source } => {
+                let app = open_app(&cfg).await?;
+                let rejected = import_cdr::run(&app, &source, &files).await?;
+                app.db().clone().close().await;
+                if rejected {
+                    // Documented exit status: rows were rejected, the rest was imported.
+                    std::process::exit(2);
+                }
                 Ok(())
             }
             Command::Bench { command } => bench::run(command, cfg).await,

@@ -29,7 +29,9 @@ pub struct TaxonomyEntry {
 
 /// A slug that is not shaped like one (lowercase letters, digits and `_`, 1–40 characters).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a valid slug: use 1–40 lowercase letters, digits or '_', starting with a letter")]
+#[error(
+    "'{0}' is not a valid slug: use 1–40 lowercase letters, digits or '_', starting with a letter"
+)]
 pub struct InvalidSlug(pub String);
 
 /// Checks the shape of a slug.
@@ -37,32 +39,74 @@ pub fn validate_slug(slug: &str) -> Result<(), InvalidSlug> {
     let ok = !slug.is_empty()
         && slug.len() <= 40
         && slug.as_bytes()[0].is_ascii_lowercase()
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok { Ok(()) } else { Err(InvalidSlug(slug.to_owned())) }
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidSlug(slug.to_owned()))
+    }
 }
 
 const DEFAULT_CATEGORIES: &[(&str, &str, &str)] = &[
-    ("eligibility", "Requisiti e informazioni", "Eligibility and information"),
+    (
+        "eligibility",
+        "Requisiti e informazioni",
+        "Eligibility and information",
+    ),
     ("how_to_apply", "Come presentare domanda", "How to apply"),
-    ("application_status", "Stato della domanda", "Application status"),
-    ("missing_documents", "Documenti mancanti", "Missing documents"),
+    (
+        "application_status",
+        "Stato della domanda",
+        "Application status",
+    ),
+    (
+        "missing_documents",
+        "Documenti mancanti",
+        "Missing documents",
+    ),
     ("payments", "Pagamenti", "Payments"),
     ("isee", "ISEE e DSU", "ISEE and DSU"),
     ("outcome_appeal", "Esito e ricorsi", "Outcome and appeals"),
-    ("changes", "Variazioni (residenza, IBAN)", "Changes (residence, IBAN)"),
-    ("counter_appointment", "Appuntamento allo sportello", "Counter appointment"),
+    (
+        "changes",
+        "Variazioni (residenza, IBAN)",
+        "Changes (residence, IBAN)",
+    ),
+    (
+        "counter_appointment",
+        "Appuntamento allo sportello",
+        "Counter appointment",
+    ),
     ("complaint", "Reclamo", "Complaint"),
     ("privacy", "Richiesta privacy", "Privacy request"),
 ];
 
 const DEFAULT_MEASURES: &[(&str, &str, &str)] = &[
     ("income_support", "Sostegno al reddito", "Income support"),
-    ("titoli_sociali_l1", "Titoli Sociali L1", "Titoli Sociali L1"),
-    ("titoli_sociali_l2", "Titoli Sociali L2", "Titoli Sociali L2"),
-    ("titoli_sociali_l4", "Titoli Sociali L4", "Titoli Sociali L4"),
+    (
+        "titoli_sociali_l1",
+        "Titoli Sociali L1",
+        "Titoli Sociali L1",
+    ),
+    (
+        "titoli_sociali_l2",
+        "Titoli Sociali L2",
+        "Titoli Sociali L2",
+    ),
+    (
+        "titoli_sociali_l4",
+        "Titoli Sociali L4",
+        "Titoli Sociali L4",
+    ),
     ("b2", "Misura B2", "Measure B2"),
     ("dopo_di_noi", "Dopo di Noi", "Dopo di Noi (after us)"),
-    ("provi", "Progetti di vita indipendente (PRO.VI)", "Independent living projects (PRO.VI)"),
+    (
+        "provi",
+        "Progetti di vita indipendente (PRO.VI)",
+        "Independent living projects (PRO.VI)",
+    ),
     ("social_voucher", "Voucher sociali", "Social vouchers"),
 ];
 

@@ -108,7 +108,11 @@ impl Status {
                 allowed: if allowed.is_empty() {
                     "nothing (it is final)".to_owned()
                 } else {
-                    allowed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    allowed
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
             })
         }
@@ -224,7 +228,8 @@ where
         let t = t.as_ref().trim().to_lowercase();
         let ok = !t.is_empty()
             && t.chars().count() <= MAX_TAG_LEN
-            && t.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+            && t.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
         if !ok {
             return Err(InvalidTag::Shape(t));
         }
@@ -265,7 +270,10 @@ mod tests {
     fn invalid_transitions_explain_the_alternatives() {
         let err = Status::New.transition(Status::Closed).unwrap_err();
         assert_eq!(err.from, Status::New);
-        assert!(err.to_string().contains("assigned, open, resolved"), "{err}");
+        assert!(
+            err.to_string().contains("assigned, open, resolved"),
+            "{err}"
+        );
         let err = Status::Closed.transition(Status::Open).unwrap_err();
         assert!(err.to_string().contains("final"), "{err}");
         for s in Status::ALL {
@@ -287,8 +295,17 @@ mod tests {
         assert_eq!(n.as_str(), "SP-2026-000123");
         assert_eq!(n.subject_tag(), "[SP-2026-000123]");
         assert_eq!(TicketNumber::parse("sp-2026-000123"), Ok(n));
-        assert_eq!(TicketNumber::new("SP", 2026, 1_234_567).as_str(), "SP-2026-1234567");
-        for bad in ["", "SP-26-000123", "SP-2026-12", "SP2026000123", "S1-2026-000123"] {
+        assert_eq!(
+            TicketNumber::new("SP", 2026, 1_234_567).as_str(),
+            "SP-2026-1234567"
+        );
+        for bad in [
+            "",
+            "SP-26-000123",
+            "SP-2026-12",
+            "SP2026000123",
+            "S1-2026-000123",
+        ] {
             assert!(TicketNumber::parse(bad).is_err(), "{bad}");
         }
     }
@@ -299,7 +316,10 @@ mod tests {
             assert_eq!(Channel::parse(c.as_str()), Ok(*c));
         }
         let err = Channel::parse("fax").unwrap_err().to_string();
-        assert!(err.contains("phone, email, counter, web, internal"), "{err}");
+        assert!(
+            err.contains("phone, email, counter, web, internal"),
+            "{err}"
+        );
         let json = serde_json::to_string(&Tier::BackOffice).unwrap();
         assert_eq!(json, "\"back_office\"");
         assert!(serde_json::from_str::<Status>("\"pending\"").is_err());

@@ -26,7 +26,10 @@ impl Role {
 
 /// The tiers a set of roles gives access to.
 pub fn tiers_of(roles: &[Role]) -> Vec<Tier> {
-    let mut tiers: Vec<Tier> = roles.iter().flat_map(|r| r.tiers().iter().copied()).collect();
+    let mut tiers: Vec<Tier> = roles
+        .iter()
+        .flat_map(|r| r.tiers().iter().copied())
+        .collect();
     tiers.sort();
     tiers.dedup();
     tiers
@@ -34,9 +37,12 @@ pub fn tiers_of(roles: &[Role]) -> Vec<Tier> {
 
 /// Whether the roles include one that may work tickets (every role but a pure admin can).
 pub fn is_operator(roles: &[Role]) -> bool {
-    roles
-        .iter()
-        .any(|r| matches!(r, Role::FrontOffice | Role::BackOffice | Role::Counter | Role::Supervisor))
+    roles.iter().any(|r| {
+        matches!(
+            r,
+            Role::FrontOffice | Role::BackOffice | Role::Counter | Role::Supervisor
+        )
+    })
 }
 
 #[cfg(test)]

@@ -10,16 +10,12 @@ use sportello_domain::{TicketNumber, slug_enum};
 use crate::parse::Party;
 
 slug_enum! {
-    /// Language of the text a citizen receives.
+    /// Language of the text a citizen receives; Italian unless the citizen chose English.
+    #[derive(Default)]
     pub enum Language as "language" {
+        #[default]
         It => "it",
         En => "en",
-    }
-}
-
-impl Default for Language {
-    fn default() -> Self {
-        Language::It
     }
 }
 
@@ -202,9 +198,17 @@ pub fn reply_subject(subject: &str, ticket: &TicketNumber, language: Language) -
 
 /// The `References` of a reply: the parent's references plus the parent, keeping the first
 /// (thread root) and the most recent ones when there are more than `max`.
-pub fn reply_references(parent_references: &[String], parent_id: Option<&str>, max: usize) -> Vec<String> {
+pub fn reply_references(
+    parent_references: &[String],
+    parent_id: Option<&str>,
+    max: usize,
+) -> Vec<String> {
     let mut refs: Vec<String> = Vec::with_capacity(parent_references.len() + 1);
-    for id in parent_references.iter().map(String::as_str).chain(parent_id) {
+    for id in parent_references
+        .iter()
+        .map(String::as_str)
+        .chain(parent_id)
+    {
         let id = id.trim().trim_start_matches('<').trim_end_matches('>');
         if !id.is_empty() && !refs.iter().any(|r| r == id) {
             refs.push(id.to_owned());
@@ -236,7 +240,10 @@ fn greeting(name: Option<&str>, language: Language) -> String {
 }
 
 fn normalise_body(body: &str) -> String {
-    body.replace("\r\n", "\n").replace('\r', "\n").trim().to_owned()
+    body.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .trim()
+        .to_owned()
 }
 
 /// The text of an operator reply from the template.
@@ -317,14 +324,15 @@ pub fn render_auto_ack_text(draft: &AutoAckDraft) -> String {
 }
 
 fn mailbox(field: &'static str, party: &Party) -> Result<Mailbox, ComposeError> {
-    let address: Address = party
-        .address
-        .as_str()
-        .parse()
-        .map_err(|e: lettre::address::AddressError| ComposeError::Address {
-            field,
-            reason: e.to_string(),
-        })?;
+    let address: Address =
+        party
+            .address
+            .as_str()
+            .parse()
+            .map_err(|e: lettre::address::AddressError| ComposeError::Address {
+                field,
+                reason: e.to_string(),
+            })?;
     let name = party
         .name
         .as_deref()
@@ -347,7 +355,11 @@ struct Common<'a> {
     auto_submitted: bool,
 }
 
-fn build(common: Common<'_>, text: String, attachments: &[OutboundAttachment]) -> Result<ComposedMessage, ComposeError> {
+fn build(
+    common: Common<'_>,
+    text: String,
+    attachments: &[OutboundAttachment],
+) -> Result<ComposedMessage, ComposeError> {
     let from = mailbox("From", common.from)?;
     let to = mailbox("To", common.to)?;
     let domain = common
@@ -357,7 +369,12 @@ fn build(common: Common<'_>, text: String, attachments: &[OutboundAttachment]) -
     let message_id = new_message_id(&domain);
     let in_reply_to = common
         .in_reply_to
-        .map(|id| id.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+        .map(|id| {
+            id.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
         .filter(|id| !id.is_empty());
 
     let mut builder = Message::builder()
@@ -400,11 +417,13 @@ fn build(common: Common<'_>, text: String, attachments: &[OutboundAttachment]) -
     } else {
         let mut multi = MultiPart::mixed().singlepart(text_part);
         for (index, a) in attachments.iter().enumerate() {
-            let ct = ContentType::parse(&a.content_type).map_err(|_| ComposeError::ContentType {
-                index,
-                value: a.content_type.clone(),
-            })?;
-            multi = multi.singlepart(LettreAttachment::new(a.filename.clone()).body(a.data.clone(), ct));
+            let ct =
+                ContentType::parse(&a.content_type).map_err(|_| ComposeError::ContentType {
+                    index,
+                    value: a.content_type.clone(),
+                })?;
+            multi = multi
+                .singlepart(LettreAttachment::new(a.filename.clone()).body(a.data.clone(), ct));
         }
         builder.multipart(multi)
     }
@@ -425,7 +444,11 @@ fn build(common: Common<'_>, text: String, attachments: &[OutboundAttachment]) -
 
 /// Builds an operator's reply.
 pub fn compose_reply(draft: &ReplyDraft) -> Result<ComposedMessage, ComposeError> {
-    let references = reply_references(&draft.references, draft.in_reply_to.as_deref(), MAX_REFERENCES);
+    let references = reply_references(
+        &draft.references,
+        draft.in_reply_to.as_deref(),
+        MAX_REFERENCES,
+    );
     build(
         Common {
             from: &draft.from,
@@ -443,7 +466,11 @@ pub fn compose_reply(draft: &ReplyDraft) -> Result<ComposedMessage, ComposeError
 
 /// Builds an automatic acknowledgement, marked `Auto-Submitted: auto-replied`.
 pub fn compose_auto_ack(draft: &AutoAckDraft) -> Result<ComposedMessage, ComposeError> {
-    let references = reply_references(&draft.references, draft.in_reply_to.as_deref(), MAX_REFERENCES);
+    let references = reply_references(
+        &draft.references,
+        draft.in_reply_to.as_deref(),
+        MAX_REFERENCES,
+    );
     build(
         Common {
             from: &draft.from,
@@ -472,19 +499,34 @@ mod tests {
         let cases = [
             ("Domanda B2", "Re: [SP-2026-000123] Domanda B2"),
             ("Re: Domanda B2", "Re: [SP-2026-000123] Domanda B2"),
-            ("R: RE: Re[2]: Domanda B2", "Re: [SP-2026-000123] Domanda B2"),
-            ("Re: [SP-2026-000123] Domanda B2", "Re: [SP-2026-000123] Domanda B2"),
-            ("R: [sp-2026-000123] Re: [SP-2026-000123] Domanda B2", "Re: [SP-2026-000123] Domanda B2"),
+            (
+                "R: RE: Re[2]: Domanda B2",
+                "Re: [SP-2026-000123] Domanda B2",
+            ),
+            (
+                "Re: [SP-2026-000123] Domanda B2",
+                "Re: [SP-2026-000123] Domanda B2",
+            ),
+            (
+                "R: [sp-2026-000123] Re: [SP-2026-000123] Domanda B2",
+                "Re: [SP-2026-000123] Domanda B2",
+            ),
             ("I: Domanda  ISEE", "Re: [SP-2026-000123] Domanda ISEE"),
             ("", "Re: [SP-2026-000123] La sua richiesta"),
             ("Re:", "Re: [SP-2026-000123] La sua richiesta"),
             ("Reclamo: ritardo", "Re: [SP-2026-000123] Reclamo: ritardo"),
-            ("[SP-2026-000999] altra pratica", "Re: [SP-2026-000123] [SP-2026-000999] altra pratica"),
+            (
+                "[SP-2026-000999] altra pratica",
+                "Re: [SP-2026-000123] [SP-2026-000999] altra pratica",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(reply_subject(input, &t(), Language::It), want, "{input:?}");
         }
-        assert_eq!(reply_subject("", &t(), Language::En), "Re: [SP-2026-000123] Your request");
+        assert_eq!(
+            reply_subject("", &t(), Language::En),
+            "Re: [SP-2026-000123] Your request"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ static SANITIZER: LazyLock<Builder<'static>> = LazyLock::new(|| {
         .attribute_filter(|element, attribute, value| {
             if element == "img" && attribute == "src" {
                 // Remote images are tracking pixels or worse; inline parts (cid:) stay.
-                return is_cid(value).then(|| Cow::Borrowed(value));
+                return is_cid(value).then_some(Cow::Borrowed(value));
             }
             Some(Cow::Borrowed(value))
         });
@@ -90,10 +90,16 @@ const PARAGRAPH_TAGS: &[&str] = &[
 
 /// Renders HTML as readable plain text: paragraphs and line breaks kept, lists bulleted, quotes
 /// prefixed with `> `, link targets shown after their text when they differ from it.
+#[cfg(test)]
 pub(crate) fn to_text(html: &str) -> String {
-    let clean = sanitize(html);
+    sanitized_to_text(&sanitize(html))
+}
+
+/// [`to_text`] for HTML that already went through [`sanitize`], whose regular output the
+/// simple tag scanner below relies on.
+pub(crate) fn sanitized_to_text(clean: &str) -> String {
     let mut out = TextWriter::default();
-    let mut rest = clean.as_str();
+    let mut rest = clean;
     let mut links: Vec<Option<(String, usize)>> = Vec::new();
     let mut lists: Vec<Option<u32>> = Vec::new();
     while !rest.is_empty() {
@@ -158,8 +164,7 @@ pub(crate) fn to_text(html: &str) -> String {
                     if let Some(Some((href, start))) = links.pop() {
                         let shown = out.text_since(start);
                         let target = href.strip_prefix("mailto:").unwrap_or(&href);
-                        if !target.is_empty() && shown.trim() != target && !shown.contains(target)
-                        {
+                        if !target.is_empty() && shown.trim() != target && !shown.contains(target) {
                             out.push_text(&format!(" ({target})"));
                         }
                     }
@@ -399,7 +404,10 @@ mod tests {
         let html = r#"<p onclick="steal()">Ciao <script>alert(1)</script><img src="http://t.example/p.gif" onerror="x()"><img src="cid:logo@x" alt="logo"><a href="https://comune.milano.it/x">link</a><a href="javascript:alert(1)">js</a><a href="/relative">rel</a></p>"#;
         let clean = sanitize(html);
         assert!(!clean.contains("script"), "{clean}");
-        assert!(!clean.contains("onclick") && !clean.contains("onerror"), "{clean}");
+        assert!(
+            !clean.contains("onclick") && !clean.contains("onerror"),
+            "{clean}"
+        );
         assert!(!clean.contains("t.example"), "{clean}");
         assert!(clean.contains(r#"src="cid:logo@x""#), "{clean}");
         assert!(
@@ -436,6 +444,9 @@ mod tests {
 
     #[test]
     fn entities_decode_and_bad_ones_pass_through() {
-        assert_eq!(decode_entities("a &amp; b &#x20AC; &bogus; &"), "a & b € &bogus; &");
+        assert_eq!(
+            decode_entities("a &amp; b &#x20AC; &bogus; &"),
+            "a & b € &bogus; &"
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
@@ -28,7 +29,8 @@ use sportello_domain::{EmailAddress, Tier};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +38,9 @@ use crate::{Secret, TlsMode};
 
 fn default_folder() -> String {
     "INBOX".to_owned()
+}
+fn default_use_idle() -> bool {
+    true
 }
 fn default_poll_interval() -> u64 {
     60
@@ -67,6 +72,10 @@ pub struct MailboxConfig {
     #[serde(default)]
     pub imap_port: Option<u16>,
     pub imap_tls: TlsMode,
+    /// PEM file of extra certificate authorities to trust (a municipality's internal CA),
+    /// in addition to the public web roots.
+    #[serde(default)]
+    pub imap_tls_ca_file: Option<PathBuf>,
     pub username: String,
     pub password: Secret,
     #[serde(default = "default_folder")]
@@ -84,7 +93,11 @@ pub struct MailboxConfig {
     /// Move imported messages to this folder.
     #[serde(default)]
     pub move_to: Option<String>,
-    /// Seconds between checks when the server has no IDLE.
+    /// Wait for new mail with IDLE when the server offers it; `false` polls instead, for
+    /// servers whose IDLE misbehaves.
+    #[serde(default = "default_use_idle")]
+    pub use_idle: bool,
+    /// Seconds between checks when polling (no IDLE on the server, or `use_idle = false`).
     #[serde(default = "default_poll_interval")]
     pub poll_interval_secs: u64,
     /// Seconds after which an IDLE is ended and re-issued (must stay below 29 minutes).
@@ -118,6 +131,7 @@ impl MailboxConfig {
             imap_host: imap_host.into(),
             imap_port: None,
             imap_tls,
+            imap_tls_ca_file: None,
             username: username.into(),
             password: password.into(),
             folder: default_folder(),
@@ -126,6 +140,7 @@ impl MailboxConfig {
             default_tier: None,
             mark_seen: false,
             move_to: None,
+            use_idle: default_use_idle(),
             poll_interval_secs: default_poll_interval(),
             idle_refresh_secs: default_idle_refresh(),
             batch_size: default_batch_size(),
@@ -159,6 +174,7 @@ impl fmt::Debug for MailboxConfig {
             .field("imap_host", &self.imap_host)
             .field("imap_port", &self.port())
             .field("imap_tls", &self.imap_tls)
+            .field("imap_tls_ca_file", &self.imap_tls_ca_file)
             .field("username", &self.username)
             .field("password", &self.password)
             .field("folder", &self.folder)
@@ -167,6 +183,8 @@ impl fmt::Debug for MailboxConfig {
             .field("default_tier", &self.default_tier)
             .field("mark_seen", &self.mark_seen)
             .field("move_to", &self.move_to)
+            .field("use_idle", &self.use_idle)
+            .field("poll_interval_secs", &self.poll_interval_secs)
             .finish_non_exhaustive()
     }
 }
@@ -221,7 +239,8 @@ pub trait MailSink: Send + Sync + 'static {
 pub struct MailboxStatus {
     pub mailbox: String,
     pub connected: bool,
-    /// Whether the server supports IDLE (`None` before the first connection).
+    /// Whether new mail is awaited with IDLE (`false`: polling; `None` before the first
+    /// connection).
     pub idle: Option<bool>,
     /// When the mailbox was last checked for new mail (successfully).
     pub last_fetch: Option<DateTime<Utc>>,
@@ -368,30 +387,55 @@ impl AsyncWrite for ImapStream {
 /// A logged-in IMAP session.
 pub type ImapSession = Session<ImapStream>;
 
-fn tls_config() -> Result<Arc<ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            // An explicit provider: the process-wide default is ambiguous when several crates
-            // in the build enable different rustls backends.
-            let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-            let roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                .map_err(|e| e.to_string())
-        })
-        .clone()
+fn build_tls_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    // An explicit provider: the process-wide default is ambiguous when several crates in the
+    // build enable different rustls backends.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read imap_tls_ca_file {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("imap_tls_ca_file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("imap_tls_ca_file {}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!(
+                "imap_tls_ca_file {} holds no certificate",
+                path.display()
+            ));
+        }
+    }
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+        .map_err(|e| e.to_string())
 }
 
-async fn start_tls(host: &str, tcp: TcpStream) -> Result<ImapStream, FetchError> {
+fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    static PUBLIC_ROOTS: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    match extra_ca {
+        None => PUBLIC_ROOTS.get_or_init(|| build_tls_config(None)).clone(),
+        Some(path) => build_tls_config(Some(path)),
+    }
+}
+
+async fn start_tls(
+    host: &str,
+    tcp: TcpStream,
+    extra_ca: Option<&Path>,
+) -> Result<ImapStream, FetchError> {
     let tls_err = |reason: String| FetchError::Tls {
         host: host.to_owned(),
         reason,
     };
-    let config = tls_config().map_err(tls_err)?;
+    let config = tls_config(extra_ca).map_err(tls_err)?;
     let name = ServerName::try_from(host.to_owned()).map_err(|e| tls_err(e.to_string()))?;
     let stream = TlsConnector::from(config)
         .connect(name, tcp)
@@ -423,6 +467,7 @@ pub async fn connect(config: &MailboxConfig) -> Result<ImapSession, FetchError> 
     let limit = config.command_timeout();
     let host = config.imap_host.as_str();
     let port = config.port();
+    let ca = config.imap_tls_ca_file.as_deref();
     let tcp = timed(limit, "connecting", async {
         TcpStream::connect((host, port))
             .await
@@ -443,7 +488,7 @@ pub async fn connect(config: &MailboxConfig) -> Result<ImapSession, FetchError> 
                 Ok(client)
             }
             TlsMode::Tls => {
-                let mut client = Client::new(start_tls(host, tcp).await?);
+                let mut client = Client::new(start_tls(host, tcp, ca).await?);
                 read_greeting(&mut client).await?;
                 Ok(client)
             }
@@ -457,7 +502,7 @@ pub async fn connect(config: &MailboxConfig) -> Result<ImapSession, FetchError> 
                         host: host.to_owned(),
                         reason: format!("STARTTLS refused: {e}"),
                     })?;
-                Ok(Client::new(start_tls(host, plain.into_inner()).await?))
+                Ok(Client::new(start_tls(host, plain.into_inner(), ca).await?))
             }
         }
     })
@@ -590,7 +635,11 @@ impl<S: MailSink> ImapFetcher<S> {
         tracing::info!(mailbox = %mailbox, "IMAP fetcher stopped");
     }
 
-    async fn session(&self, cancel: &CancellationToken, failures: &mut u32) -> Result<(), FetchError> {
+    async fn session(
+        &self,
+        cancel: &CancellationToken,
+        failures: &mut u32,
+    ) -> Result<(), FetchError> {
         let cfg = &self.config;
         let limit = cfg.command_timeout();
         let mut session = tokio::select! {
@@ -601,14 +650,17 @@ impl<S: MailSink> ImapFetcher<S> {
             session.capabilities().await.map_err(imap_err("CAPABILITY"))
         })
         .await?;
-        let idle_supported = caps.has_str("IDLE");
+        let idle_supported = cfg.use_idle && caps.has_str("IDLE");
         let move_supported = caps.has_str("MOVE");
         let uidplus = caps.has_str("UIDPLUS");
         let selected = timed(limit, "selecting the folder", async {
-            session.select(&cfg.folder).await.map_err(|e| FetchError::Select {
-                folder: cfg.folder.clone(),
-                reason: e.to_string(),
-            })
+            session
+                .select(&cfg.folder)
+                .await
+                .map_err(|e| FetchError::Select {
+                    folder: cfg.folder.clone(),
+                    reason: e.to_string(),
+                })
         })
         .await?;
         let uid_validity = selected
@@ -642,7 +694,14 @@ impl<S: MailSink> ImapFetcher<S> {
             // Notifications that arrive from here on may announce mail the fetch below misses.
             while unsolicited.try_recv().is_ok() {}
             let cancelled = self
-                .fetch_new(&mut session, uid_validity, &mut checkpoint, move_supported, uidplus, cancel)
+                .fetch_new(
+                    &mut session,
+                    uid_validity,
+                    &mut checkpoint,
+                    move_supported,
+                    uidplus,
+                    cancel,
+                )
                 .await?;
             if cancelled {
                 logout(session).await;
@@ -652,11 +711,17 @@ impl<S: MailSink> ImapFetcher<S> {
 
             let wake = if idle_supported {
                 let mut idle = session.idle();
-                timed(limit, "starting IDLE", async { idle.init().await.map_err(imap_err("IDLE")) }).await?;
+                timed(limit, "starting IDLE", async {
+                    idle.init().await.map_err(imap_err("IDLE"))
+                })
+                .await?;
                 let mut wake = Wake::Refresh;
                 let mut pending = false;
                 while let Ok(r) = unsolicited.try_recv() {
-                    pending |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+                    pending |= matches!(
+                        r,
+                        UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+                    );
                 }
                 if pending {
                     wake = Wake::NewData;
@@ -673,7 +738,22 @@ impl<S: MailSink> ImapFetcher<S> {
                         _ = cancel.cancelled() => wake = Wake::Cancelled,
                     }
                 }
-                session = timed(limit, "ending IDLE", async { idle.done().await.map_err(imap_err("DONE")) }).await?;
+                let cancelled = matches!(wake, Wake::Cancelled);
+                // Shutting down does not wait long for a server that stopped answering.
+                let done_limit = if cancelled {
+                    limit.min(Duration::from_secs(3))
+                } else {
+                    limit
+                };
+                let done = timed(done_limit, "ending IDLE", async {
+                    idle.done().await.map_err(imap_err("DONE"))
+                })
+                .await;
+                match done {
+                    Ok(s) => session = s,
+                    Err(_) if cancelled => return Ok(()),
+                    Err(e) => return Err(e),
+                }
                 wake
             } else {
                 let wake = tokio::select! {
@@ -681,7 +761,10 @@ impl<S: MailSink> ImapFetcher<S> {
                     _ = cancel.cancelled() => Wake::Cancelled,
                 };
                 if !matches!(wake, Wake::Cancelled) {
-                    timed(limit, "NOOP", async { session.noop().await.map_err(imap_err("NOOP")) }).await?;
+                    timed(limit, "NOOP", async {
+                        session.noop().await.map_err(imap_err("NOOP"))
+                    })
+                    .await?;
                 }
                 wake
             };
@@ -784,7 +867,8 @@ impl<S: MailSink> ImapFetcher<S> {
                 s.checkpoint = Some(cp);
             });
             tracing::info!(mailbox = %cfg.name, count, last_uid, "imported messages");
-            self.after_store(session, &set, move_supported, uidplus).await?;
+            self.after_store(session, &set, move_supported, uidplus)
+                .await?;
         }
         Ok(false)
     }
@@ -806,18 +890,27 @@ impl<S: MailSink> ImapFetcher<S> {
         if let Some(folder) = &cfg.move_to {
             if move_supported {
                 timed(limit, "moving imported messages", async {
-                    session.uid_mv(set, folder).await.map_err(imap_err("UID MOVE"))
+                    session
+                        .uid_mv(set, folder)
+                        .await
+                        .map_err(imap_err("UID MOVE"))
                 })
                 .await?;
             } else {
                 timed(limit, "copying imported messages", async {
-                    session.uid_copy(set, folder).await.map_err(imap_err("UID COPY"))
+                    session
+                        .uid_copy(set, folder)
+                        .await
+                        .map_err(imap_err("UID COPY"))
                 })
                 .await?;
                 store_flags(session, set, "+FLAGS.SILENT (\\Deleted)", limit).await?;
                 if uidplus {
                     timed(limit, "expunging moved messages", async {
-                        let s = session.uid_expunge(set).await.map_err(imap_err("UID EXPUNGE"))?;
+                        let s = session
+                            .uid_expunge(set)
+                            .await
+                            .map_err(imap_err("UID EXPUNGE"))?;
                         let _: Vec<_> = s.try_collect().await.map_err(imap_err("UID EXPUNGE"))?;
                         Ok(())
                     })
@@ -829,9 +922,17 @@ impl<S: MailSink> ImapFetcher<S> {
     }
 }
 
-async fn store_flags(session: &mut ImapSession, set: &str, query: &str, limit: Duration) -> Result<(), FetchError> {
+async fn store_flags(
+    session: &mut ImapSession,
+    set: &str,
+    query: &str,
+    limit: Duration,
+) -> Result<(), FetchError> {
     timed(limit, "flagging imported messages", async {
-        let s = session.uid_store(set, query).await.map_err(imap_err("UID STORE"))?;
+        let s = session
+            .uid_store(set, query)
+            .await
+            .map_err(imap_err("UID STORE"))?;
         let _: Vec<Fetch> = s.try_collect().await.map_err(imap_err("UID STORE"))?;
         Ok(())
     })
@@ -851,7 +952,10 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[]), "");
-        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]
@@ -887,7 +991,9 @@ mod tests {
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("p4ss"), "{dbg}");
         let bad = toml::from_str::<MailboxConfig>(
-            "name='x'\nimap_host='h'\nimap_tls='ssl'\nusername='u'\npassword='p'\naddress='a@b.it'".replace('\'', "\"").as_str(),
+            "name='x'\nimap_host='h'\nimap_tls='ssl'\nusername='u'\npassword='p'\naddress='a@b.it'"
+                .replace('\'', "\"")
+                .as_str(),
         );
         assert!(bad.unwrap_err().to_string().contains("none, starttls, tls"));
     }

@@ -7,6 +7,7 @@
 //! atomically) and [`smtp`] delivers raw messages with errors classified for retrying.
 
 pub mod compose;
+pub mod config;
 mod html;
 pub mod imap;
 pub mod loops;
@@ -20,7 +21,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sportello_domain::slug_enum;
 
 pub use compose::{ComposedMessage, Language};
-pub use imap::{Checkpoint, FetchedMessage, ImapFetcher, MailSink, MailboxConfig, MailboxStatus};
+pub use config::EmailConfig;
+pub use imap::{
+    Checkpoint, FetchedMessage, ImapFetcher, MailSink, MailboxConfig, MailboxStatus, StatusHandle,
+};
 pub use parse::{Attachment, InboundMessage, ParseError, ParseLimits, ParseNote, Party};
 pub use smtp::{SendError, SmtpConfig, SmtpSender};
 pub use thread::{ThreadDecision, ThreadLookup, ThreadReason};

@@ -109,16 +109,19 @@ pub fn auto_reply_check(msg: &InboundMessage, own: &[EmailAddress]) -> Result<()
     if auto.list_id.is_some() {
         return Err(Suppression::MailingList);
     }
-    if auto
-        .x_loop
-        .iter()
-        .any(|l| own.iter().any(|o| l.to_ascii_lowercase().contains(&o.as_str().to_ascii_lowercase())))
-    {
+    if auto.x_loop.iter().any(|l| {
+        own.iter().any(|o| {
+            l.to_ascii_lowercase()
+                .contains(&o.as_str().to_ascii_lowercase())
+        })
+    }) {
         return Err(Suppression::XLoop);
     }
     if let Some(v) = auto.auto_response_suppress.as_deref() {
         let v = v.to_ascii_lowercase();
-        if v.split(',').any(|t| matches!(t.trim(), "all" | "autoreply" | "oof")) {
+        if v.split(',')
+            .any(|t| matches!(t.trim(), "all" | "autoreply" | "oof"))
+        {
             return Err(Suppression::AutoResponseSuppress);
         }
     }
@@ -187,8 +190,14 @@ mod tests {
         let now = Utc::now();
         assert!(cap.allows(&[], now));
         assert!(cap.allows(&[now - Duration::minutes(10)], now));
-        assert!(!cap.allows(&[now - Duration::minutes(10), now - Duration::minutes(50)], now));
-        assert!(cap.allows(&[now - Duration::minutes(10), now - Duration::minutes(70)], now));
+        assert!(!cap.allows(
+            &[now - Duration::minutes(10), now - Duration::minutes(50)],
+            now
+        ));
+        assert!(cap.allows(
+            &[now - Duration::minutes(10), now - Duration::minutes(70)],
+            now
+        ));
         let zero = SenderCap {
             limit: 0,
             window: Duration::hours(1),

@@ -613,7 +613,11 @@ fn auto_headers(msg: &Message<'_>) -> AutoHeaders {
 /// The decoded text of a text part, re-decoded as Windows-1252 when it was labelled UTF-8 (or
 /// not labelled) but is not: mail-parser decodes such bytes as lossy UTF-8, which would turn
 /// every `è` into U+FFFD.
-fn part_text<'a>(msg: &Message<'_>, part: &'a MessagePart<'_>, repaired: &mut bool) -> Cow<'a, str> {
+fn part_text<'a>(
+    msg: &Message<'_>,
+    part: &'a MessagePart<'_>,
+    repaired: &mut bool,
+) -> Cow<'a, str> {
     let text: &str = match &part.body {
         PartType::Text(t) | PartType::Html(t) => t.as_ref(),
         _ => return Cow::Borrowed(""),
@@ -661,6 +665,19 @@ fn normalise_newlines(text: &str) -> String {
 
 fn read_bodies(msg: &Message<'_>, out: &mut InboundMessage) {
     let mut repaired = false;
+    let mut remote_images = false;
+    // An HTML-only message lists the same part as text and HTML body: sanitise it once.
+    let mut sanitized: Vec<(u32, String)> = Vec::new();
+    let mut sanitize_part = |id: u32, part: &MessagePart<'_>, repaired: &mut bool| -> String {
+        if let Some((_, clean)) = sanitized.iter().find(|(known, _)| *known == id) {
+            return clean.clone();
+        }
+        let source = part_text(msg, part, repaired);
+        remote_images |= html::has_remote_images(&source);
+        let clean = html::sanitize(&source);
+        sanitized.push((id, clean.clone()));
+        clean
+    };
     let mut texts = Vec::new();
     for id in &msg.text_body {
         let Some(part) = msg.parts.get(*id as usize) else {
@@ -671,21 +688,19 @@ fn read_bodies(msg: &Message<'_>, out: &mut InboundMessage) {
                 texts.push(normalise_newlines(&part_text(msg, part, &mut repaired)));
             }
             PartType::Html(_) => {
-                texts.push(html::to_text(&part_text(msg, part, &mut repaired)));
+                let clean = sanitize_part(*id, part, &mut repaired);
+                texts.push(html::sanitized_to_text(&clean));
             }
             _ => {}
         }
     }
     let mut htmls = Vec::new();
-    let mut remote_images = false;
     for id in &msg.html_body {
         let Some(part) = msg.parts.get(*id as usize) else {
             continue;
         };
         if let PartType::Html(_) = &part.body {
-            let source = part_text(msg, part, &mut repaired);
-            remote_images |= html::has_remote_images(&source);
-            htmls.push(html::sanitize(&source));
+            htmls.push(sanitize_part(*id, part, &mut repaired));
         }
     }
     out.text = texts
@@ -843,15 +858,12 @@ fn detect_bounce(msg: &Message<'_>, out: &InboundMessage) -> Option<Bounce> {
     let null_sender = out.auto.return_path.as_deref() == Some("");
     let subject = out.subject.to_lowercase();
     let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    if !is_dsn && !(from_daemon || null_sender && bounce_subject) {
+    // A human writing from a postmaster address is still a human: a daemon sender counts only
+    // with a second sign (null return path, bounce subject or Auto-Submitted).
+    let daemon_bounce =
+        from_daemon && (null_sender || bounce_subject || out.auto.auto_submitted.is_some());
+    if !(is_dsn || daemon_bounce || null_sender && bounce_subject) {
         return None;
-    }
-    if !is_dsn && from_daemon && !bounce_subject && out.auto.auto_submitted.is_none() {
-        // A human writing from a postmaster address is still a human; a daemon that neither
-        // reports, nor says so in the subject, nor marks itself auto-submitted is rare enough.
-        if !null_sender {
-            return None;
-        }
     }
 
     let mut recipients = Vec::new();
@@ -934,9 +946,7 @@ fn dsn_fields(body: &str) -> (Vec<(String, String)>, Vec<DsnRecipient>) {
             Some(address) => recipients.push(DsnRecipient {
                 address: clean_id(&typed(address)),
                 action: get("action").map(|a| a.trim().to_ascii_lowercase()),
-                status: get("status").map(|s| {
-                    s.split_whitespace().next().unwrap_or("").to_owned()
-                }),
+                status: get("status").map(|s| s.split_whitespace().next().unwrap_or("").to_owned()),
                 diagnostic: get("diagnostic-code").map(typed),
             }),
             None => per_message.extend(group.iter().cloned()),
@@ -1010,7 +1020,10 @@ mod tests {
         assert_eq!(a.message_id, b.message_id);
         assert!(a.message_id.ends_with("@sportello.invalid"));
         assert!(a.has_synthetic_message_id());
-        assert_ne!(a.message_id, parse_ok(&raw.replace("body", "other")).message_id);
+        assert_ne!(
+            a.message_id,
+            parse_ok(&raw.replace("body", "other")).message_id
+        );
     }
 
     #[test]
@@ -1026,7 +1039,10 @@ mod tests {
         let m = parse(raw.as_bytes(), &limits).unwrap();
         assert_eq!(m.subject, "grande");
         assert_eq!(m.text, "");
-        assert!(matches!(m.notes[0], ParseNote::MessageTooLarge { limit: 1000, .. }));
+        assert!(matches!(
+            m.notes[0],
+            ParseNote::MessageTooLarge { limit: 1000, .. }
+        ));
         assert!(m.notes[0].to_string().contains("troppo grande"));
     }
 
@@ -1039,7 +1055,10 @@ mod tests {
         assert_eq!(rcpts.len(), 1);
         assert_eq!(rcpts[0].address, "a@x.it");
         assert_eq!(rcpts[0].status.as_deref(), Some("5.1.1"));
-        assert_eq!(rcpts[0].diagnostic.as_deref(), Some("550 5.1.1 user unknown"));
+        assert_eq!(
+            rcpts[0].diagnostic.as_deref(),
+            Some("550 5.1.1 user unknown")
+        );
     }
 
     #[test]
@@ -1055,7 +1074,10 @@ mod tests {
             "From: Mario Rossi <mario.rossi@example.it>\r\nSubject: ISEE di Mario\r\n\r\nCodice fiscale RSSMRA80A01F205X\r\n",
         );
         let dbg = format!("{m:?}");
-        assert!(!dbg.contains("Mario") && !dbg.contains("mario.rossi"), "{dbg}");
+        assert!(
+            !dbg.contains("Mario") && !dbg.contains("mario.rossi"),
+            "{dbg}"
+        );
         assert!(!dbg.contains("RSSMRA"), "{dbg}");
     }
 }

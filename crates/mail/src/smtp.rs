@@ -91,13 +91,15 @@ impl SmtpConfig {
                 }
             }
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
-            .port(self.port())
-            .tls(tls)
-            .timeout(Some(Duration::from_secs(self.timeout_secs.max(1))));
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
+                .port(self.port())
+                .tls(tls)
+                .timeout(Some(Duration::from_secs(self.timeout_secs.max(1))));
         match (&self.username, &self.password) {
             (Some(user), Some(pass)) if !user.is_empty() => {
-                builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_owned()));
+                builder =
+                    builder.credentials(Credentials::new(user.clone(), pass.expose().to_owned()));
             }
             (Some(user), None) if !user.is_empty() => {
                 return Err(SmtpConfigError::MissingPassword);
@@ -131,7 +133,8 @@ pub enum FailureKind {
     Permanent,
 }
 
-/// A delivery that did not happen. The text names the server's answer, never the message.
+/// A delivery that did not happen. The text carries the server's answer, which may name the
+/// recipient: show it to operators, do not log it above debug level.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} SMTP failure{}: {detail}", match .kind { FailureKind::Transient => "transient", FailureKind::Permanent => "permanent" }, .code.map(|c| format!(" ({c})")).unwrap_or_default())]
 pub struct SendError {
@@ -195,7 +198,9 @@ pub struct SmtpSender {
 
 impl fmt::Debug for SmtpSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpSender").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SmtpSender")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -217,11 +222,13 @@ impl SmtpSender {
             Ok(_) => Ok(()),
             Err(e) => {
                 let err = classify(&e);
+                // The server's text can name the recipient: only the code goes to the log.
                 tracing::warn!(
                     smtp.host = %self.config.host,
                     smtp.code = err.code,
                     smtp.transient = err.is_transient(),
-                    "SMTP delivery failed: {}", err.detail
+                    smtp.configuration = err.configuration,
+                    "SMTP delivery failed"
                 );
                 Err(err)
             }
@@ -235,7 +242,10 @@ impl SmtpSender {
 
     /// Whether the relay answers (connects, greets and accepts NOOP).
     pub async fn check(&self) -> Result<bool, SendError> {
-        self.transport.test_connection().await.map_err(|e| classify(&e))
+        self.transport
+            .test_connection()
+            .await
+            .map_err(|e| classify(&e))
     }
 }
 
@@ -276,13 +286,24 @@ mod tests {
         assert_eq!(c.port(), 587);
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("segretissima"), "{dbg}");
-        assert_eq!(config(&"host='h.it'\ntls='tls'\nfrom_name=''\nfrom_address='a@b.it'".replace('\'', "\"")).port(), 465);
+        assert_eq!(
+            config(
+                &"host='h.it'\ntls='tls'\nfrom_name=''\nfrom_address='a@b.it'".replace('\'', "\"")
+            )
+            .port(),
+            465
+        );
     }
 
     #[test]
     fn half_credentials_are_refused() {
-        let c = config("host=\"h.it\"\ntls=\"none\"\nusername=\"u\"\nfrom_name=\"x\"\nfrom_address=\"a@b.it\"");
-        assert!(matches!(c.transport(), Err(SmtpConfigError::MissingPassword)));
+        let c = config(
+            "host=\"h.it\"\ntls=\"none\"\nusername=\"u\"\nfrom_name=\"x\"\nfrom_address=\"a@b.it\"",
+        );
+        assert!(matches!(
+            c.transport(),
+            Err(SmtpConfigError::MissingPassword)
+        ));
     }
 
     #[tokio::test]
@@ -299,7 +320,10 @@ mod tests {
             &[EmailAddress::parse("c@d.it").unwrap()],
         )
         .unwrap();
-        let err = sender.send_raw(&env, b"Subject: x\r\n\r\nx\r\n").await.unwrap_err();
+        let err = sender
+            .send_raw(&env, b"Subject: x\r\n\r\nx\r\n")
+            .await
+            .unwrap_err();
         assert!(err.is_transient(), "{err}");
         assert!(!err.configuration, "{err}");
     }

@@ -152,10 +152,15 @@ mod tests {
     fn subject_tags_are_found_anywhere_once() {
         let n = |s: &str| TicketNumber::parse(s).unwrap();
         assert_eq!(
-            subject_ticket_numbers("R: Re: [SP-2026-000123] domanda [sp-2026-000123] [x] [SP-2025-000001]"),
+            subject_ticket_numbers(
+                "R: Re: [SP-2026-000123] domanda [sp-2026-000123] [x] [SP-2025-000001]"
+            ),
             vec![n("SP-2026-000123"), n("SP-2025-000001")]
         );
-        assert_eq!(subject_ticket_numbers("[[SP-2026-000009]"), vec![n("SP-2026-000009")]);
+        assert_eq!(
+            subject_ticket_numbers("[[SP-2026-000009]"),
+            vec![n("SP-2026-000009")]
+        );
         assert!(subject_ticket_numbers("SP-2026-000123 senza parentesi").is_empty());
         assert!(subject_ticket_numbers("[SP-2026-12] troppo corto").is_empty());
     }

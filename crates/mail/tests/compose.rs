@@ -2,7 +2,8 @@
 
 use sportello_domain::{EmailAddress, TicketNumber};
 use sportello_mail::compose::{
-    AutoAckDraft, Language, OutboundAttachment, ReplyDraft, Signature, compose_auto_ack, compose_reply,
+    AutoAckDraft, Language, OutboundAttachment, ReplyDraft, Signature, compose_auto_ack,
+    compose_reply,
 };
 use sportello_mail::loops::auto_reply_check;
 use sportello_mail::parse::{self, ParseLimits, Party};
@@ -17,7 +18,10 @@ fn party(address: &str, name: Option<&str>) -> Party {
 
 fn draft() -> ReplyDraft {
     ReplyDraft {
-        from: party("welfare@comune.example.it", Some("Sportello Welfare – Città di Milano")),
+        from: party(
+            "welfare@comune.example.it",
+            Some("Sportello Welfare – Città di Milano"),
+        ),
         to: party("maria.esposito@example.it", Some("Maria Esposito")),
         ticket: TicketNumber::parse("SP-2026-000123").expect("valid"),
         subject: "R: Re: [SP-2026-000123] Richiesta contributo".into(),
@@ -27,7 +31,8 @@ fn draft() -> ReplyDraft {
             "0190a1b2c3d4e5f6@comune.example.it".into(),
         ],
         greeting_name: Some("Maria Esposito".into()),
-        body: "la sua domanda è stata accolta.\r\nIl contributo sarà versato entro trenta giorni.".into(),
+        body: "la sua domanda è stata accolta.\r\nIl contributo sarà versato entro trenta giorni."
+            .into(),
         signature: Signature {
             operator_name: "Giulia Conti".into(),
             office: "Sportello Welfare – Municipio 9".into(),
@@ -47,7 +52,11 @@ fn header<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
         .next()
         .unwrap_or("")
         .lines()
-        .filter(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name) && l.as_bytes()[name.len()] == b':')
+        .filter(|l| {
+            l.len() > name.len()
+                && l[..name.len()].eq_ignore_ascii_case(name)
+                && l.as_bytes()[name.len()] == b':'
+        })
         .collect()
 }
 
@@ -55,15 +64,29 @@ fn header<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
 fn an_operator_reply_threads_back_and_reads_right() {
     let composed = compose_reply(&draft()).expect("composes");
     let raw = String::from_utf8(composed.raw.clone()).expect("7-bit/utf-8 output");
-    assert!(composed.message_id.ends_with("@comune.example.it"), "{}", composed.message_id);
-    assert_eq!(header(&raw, "Message-ID"), [format!("Message-ID: <{}>", composed.message_id)]);
+    assert!(
+        composed.message_id.ends_with("@comune.example.it"),
+        "{}",
+        composed.message_id
+    );
+    assert_eq!(
+        header(&raw, "Message-ID"),
+        [format!("Message-ID: <{}>", composed.message_id)]
+    );
     assert_eq!(header(&raw, "Auto-Submitted"), Vec::<&str>::new());
 
     let back = parse::parse(&composed.raw, &ParseLimits::default()).expect("our own output parses");
     assert_eq!(back.message_id, composed.message_id);
     assert_eq!(back.subject, "Re: [SP-2026-000123] Richiesta contributo");
-    assert_eq!(subject_ticket_numbers(&back.subject).len(), 1, "tag exactly once");
-    assert_eq!(back.in_reply_to.as_deref(), Some("AM0PR01MB1234567@outlook.example.com"));
+    assert_eq!(
+        subject_ticket_numbers(&back.subject).len(),
+        1,
+        "tag exactly once"
+    );
+    assert_eq!(
+        back.in_reply_to.as_deref(),
+        Some("AM0PR01MB1234567@outlook.example.com")
+    );
     assert_eq!(
         back.references,
         [
@@ -74,7 +97,10 @@ fn an_operator_reply_threads_back_and_reads_right() {
     );
     let from = back.from.as_ref().expect("from");
     assert_eq!(from.address.as_str(), "welfare@comune.example.it");
-    assert_eq!(from.name.as_deref(), Some("Sportello Welfare – Città di Milano"));
+    assert_eq!(
+        from.name.as_deref(),
+        Some("Sportello Welfare – Città di Milano")
+    );
     assert_eq!(back.to[0].address.as_str(), "maria.esposito@example.it");
     assert!(back.date.is_some());
     assert_eq!(
@@ -91,7 +117,10 @@ fn an_operator_reply_threads_back_and_reads_right() {
          Per rispondere usi la funzione \"Rispondi\" e lasci nell'oggetto il codice [SP-2026-000123]."
     );
     assert_eq!(composed.envelope.to().len(), 1);
-    assert_eq!(composed.envelope.from().map(|a| a.to_string()).as_deref(), Some("welfare@comune.example.it"));
+    assert_eq!(
+        composed.envelope.from().map(|a| a.to_string()).as_deref(),
+        Some("welfare@comune.example.it")
+    );
 }
 
 #[test]
@@ -100,9 +129,17 @@ fn english_template_and_neutral_greeting() {
     d.language = Language::En;
     d.greeting_name = None;
     d.subject = String::new();
-    let back = parse::parse(&compose_reply(&d).expect("composes").raw, &ParseLimits::default()).expect("parses");
+    let back = parse::parse(
+        &compose_reply(&d).expect("composes").raw,
+        &ParseLimits::default(),
+    )
+    .expect("parses");
     assert_eq!(back.subject, "Re: [SP-2026-000123] Your request");
-    assert!(back.text.starts_with("Dear Sir or Madam,\n\n"), "{}", back.text);
+    assert!(
+        back.text.starts_with("Dear Sir or Madam,\n\n"),
+        "{}",
+        back.text
+    );
     assert!(back.text.contains("\nKind regards,\n"), "{}", back.text);
 }
 
@@ -113,9 +150,15 @@ fn references_stay_bounded_with_the_root_first() {
     let composed = compose_reply(&d).expect("composes");
     assert_eq!(composed.references.len(), 20);
     assert_eq!(composed.references[0], "m0@example.it");
-    assert_eq!(composed.references[19], "AM0PR01MB1234567@outlook.example.com");
+    assert_eq!(
+        composed.references[19],
+        "AM0PR01MB1234567@outlook.example.com"
+    );
     let raw = String::from_utf8(composed.raw).expect("utf-8");
-    assert!(raw.split("\r\n").all(|l| l.len() <= 998), "no header line over the RFC 5322 limit");
+    assert!(
+        raw.split("\r\n").all(|l| l.len() <= 998),
+        "no header line over the RFC 5322 limit"
+    );
     let back = parse::parse(raw.as_bytes(), &ParseLimits::default()).expect("parses");
     assert_eq!(back.references, composed.references);
 }
@@ -132,13 +175,25 @@ fn attachments_keep_their_italian_names_and_bytes() {
     let composed = compose_reply(&d).expect("composes");
     let back = parse::parse(&composed.raw, &ParseLimits::default()).expect("parses");
     assert_eq!(back.attachments.len(), 1);
-    assert_eq!(back.attachments[0].filename, "Esito domanda – Città di Milano.pdf");
+    assert_eq!(
+        back.attachments[0].filename,
+        "Esito domanda – Città di Milano.pdf"
+    );
     assert_eq!(back.attachments[0].content_type, "application/pdf");
     assert_eq!(back.attachments[0].data.as_deref(), Some(pdf.as_slice()));
-    assert!(back.text.starts_with("Gentile Maria Esposito,"), "{}", back.text);
+    assert!(
+        back.text.starts_with("Gentile Maria Esposito,"),
+        "{}",
+        back.text
+    );
 
     d.attachments[0].content_type = "not a type".into();
-    assert!(compose_reply(&d).unwrap_err().to_string().contains("'not a type'"));
+    assert!(
+        compose_reply(&d)
+            .unwrap_err()
+            .to_string()
+            .contains("'not a type'")
+    );
 }
 
 #[test]
@@ -158,11 +213,24 @@ fn auto_acknowledgements_are_marked_and_never_answered_by_us() {
     };
     let composed = compose_auto_ack(&ack).expect("composes");
     let raw = String::from_utf8(composed.raw.clone()).expect("utf-8");
-    assert_eq!(header(&raw, "Auto-Submitted"), ["Auto-Submitted: auto-replied"]);
-    assert!(composed.message_id.ends_with("@sportello.comune.example.it"));
+    assert_eq!(
+        header(&raw, "Auto-Submitted"),
+        ["Auto-Submitted: auto-replied"]
+    );
+    assert!(
+        composed
+            .message_id
+            .ends_with("@sportello.comune.example.it")
+    );
     let back = parse::parse(&composed.raw, &ParseLimits::default()).expect("parses");
-    assert_eq!(back.subject, "Re: [SP-2026-000321] Domanda B2 in attesa - perché?");
-    assert_eq!(back.in_reply_to.as_deref(), Some("20260303091502.4711@pc-niccolo.example.it"));
+    assert_eq!(
+        back.subject,
+        "Re: [SP-2026-000321] Domanda B2 in attesa - perché?"
+    );
+    assert_eq!(
+        back.in_reply_to.as_deref(),
+        Some("20260303091502.4711@pc-niccolo.example.it")
+    );
     assert_eq!(
         back.text,
         "Gentile utente,\n\n\
@@ -173,13 +241,27 @@ fn auto_acknowledgements_are_marked_and_never_answered_by_us() {
          Sportello Welfare – Comune di Milano"
     );
     // If it ever comes back to one of our mailboxes, we do not acknowledge our own robot.
-    assert!(auto_reply_check(&back, &[EmailAddress::parse("altra@comune.example.it").expect("valid")]).is_err());
+    assert!(
+        auto_reply_check(
+            &back,
+            &[EmailAddress::parse("altra@comune.example.it").expect("valid")]
+        )
+        .is_err()
+    );
 
     let custom = AutoAckDraft {
         text: Some("Pratica {numero} registrata. Citi {tag} nelle risposte.".into()),
         ..ack
     };
-    let back = parse::parse(&compose_auto_ack(&custom).expect("composes").raw, &ParseLimits::default()).expect("parses");
-    assert!(back.text.contains("Pratica SP-2026-000321 registrata. Citi [SP-2026-000321] nelle risposte."), "{}", back.text);
+    let back = parse::parse(
+        &compose_auto_ack(&custom).expect("composes").raw,
+        &ParseLimits::default(),
+    )
+    .expect("parses");
+    assert!(
+        back.text
+            .contains("Pratica SP-2026-000321 registrata. Citi [SP-2026-000321] nelle risposte."),
+        "{}",
+        back.text
+    );
 }
-

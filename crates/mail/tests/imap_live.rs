@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use sportello_domain::EmailAddress;
 use sportello_mail::TlsMode;
 use sportello_mail::imap::{
-    Checkpoint, FetchedMessage, ImapFetcher, ImapSession, MailSink, MailboxConfig, SinkError, StatusHandle, connect,
+    Checkpoint, FetchedMessage, ImapFetcher, ImapSession, MailSink, MailboxConfig, SinkError,
+    StatusHandle, connect,
 };
 use sportello_mail::parse::{self, ParseLimits};
 use tokio_util::sync::CancellationToken;
@@ -40,8 +41,13 @@ fn live() -> Option<Live> {
         eprintln!("SPORTELLO_TEST_IMAP_HOST is not set: live IMAP test skipped");
         return None;
     };
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("SPORTELLO_TEST_IMAP_HOST is set but {name} is not"));
-    let port: u16 = var("SPORTELLO_TEST_IMAP_PORT").parse().expect("SPORTELLO_TEST_IMAP_PORT is a port number");
+    let var = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("SPORTELLO_TEST_IMAP_HOST is set but {name} is not"))
+    };
+    let port: u16 = var("SPORTELLO_TEST_IMAP_PORT")
+        .parse()
+        .expect("SPORTELLO_TEST_IMAP_PORT is a port number");
     if let Err(e) = std::net::TcpStream::connect_timeout(
         &std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
             .expect("resolvable IMAP host")
@@ -103,7 +109,10 @@ impl Live {
 }
 
 fn citizen_message(tag: &str, n: usize) -> (String, Vec<u8>) {
-    let id = format!("live-{tag}-{n}-{}@example.it", uuid::Uuid::now_v7().simple());
+    let id = format!(
+        "live-{tag}-{n}-{}@example.it",
+        uuid::Uuid::now_v7().simple()
+    );
     let raw = format!(
         "From: Cittadino {n} <cittadino{n}@example.it>\r\nTo: welfare@comune.example.it\r\n\
          Subject: Richiesta n. {n} – perché?\r\nMessage-ID: <{id}>\r\nDate: Tue, 03 Mar 2026 09:15:02 +0100\r\n\
@@ -130,7 +139,11 @@ struct SinkState {
 
 impl MemorySink {
     fn deliveries_of(&self, message_id: &str) -> usize {
-        self.lock().deliveries.iter().filter(|(_, _, id)| id == message_id).count()
+        self.lock()
+            .deliveries
+            .iter()
+            .filter(|(_, _, id)| id == message_id)
+            .count()
     }
 
     fn delivered(&self) -> usize {
@@ -147,7 +160,12 @@ impl MailSink for MemorySink {
         Ok(self.lock().checkpoints.get(mailbox).copied())
     }
 
-    async fn store_batch(&self, mailbox: &str, uid_validity: u32, messages: Vec<FetchedMessage>) -> Result<(), SinkError> {
+    async fn store_batch(
+        &self,
+        mailbox: &str,
+        uid_validity: u32,
+        messages: Vec<FetchedMessage>,
+    ) -> Result<(), SinkError> {
         if self
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -160,8 +178,11 @@ impl MailSink for MemorySink {
         for m in &messages {
             assert!(m.uid > last, "batch UIDs must ascend");
             last = m.uid;
-            let parsed = parse::parse(&m.raw, &ParseLimits::default()).expect("fetched bytes parse");
-            state.deliveries.push((uid_validity, m.uid, parsed.message_id));
+            let parsed =
+                parse::parse(&m.raw, &ParseLimits::default()).expect("fetched bytes parse");
+            state
+                .deliveries
+                .push((uid_validity, m.uid, parsed.message_id));
         }
         state.checkpoints.insert(
             mailbox.to_owned(),
@@ -177,7 +198,10 @@ impl MailSink for MemorySink {
 async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     start.elapsed()
@@ -185,9 +209,17 @@ async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool)
 
 fn assert_exactly_once(sink: &MemorySink, ids: &[String]) {
     for id in ids {
-        assert_eq!(sink.deliveries_of(id), 1, "{id} must be delivered exactly once");
+        assert_eq!(
+            sink.deliveries_of(id),
+            1,
+            "{id} must be delivered exactly once"
+        );
     }
-    assert_eq!(sink.delivered(), ids.len(), "no delivery beyond the appended messages");
+    assert_eq!(
+        sink.delivered(),
+        ids.len(),
+        "no delivery beyond the appended messages"
+    );
 }
 
 struct Running {
@@ -201,7 +233,11 @@ fn start(config: MailboxConfig, sink: &Arc<MemorySink>) -> Running {
     let fetcher = ImapFetcher::new(config, sink.clone());
     let status = fetcher.status();
     let handle = fetcher.spawn(cancel.clone());
-    Running { cancel, handle, status }
+    Running {
+        cancel,
+        handle,
+        status,
+    }
 }
 
 impl Running {
@@ -218,9 +254,14 @@ impl Running {
 
 fn services_script() -> (String, String) {
     let var = |n: &str| {
-        std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set: load the env file written by test-services.sh"))
+        std::env::var(n).unwrap_or_else(|_| {
+            panic!("{n} is not set: load the env file written by test-services.sh")
+        })
     };
-    (var("SPORTELLO_TEST_SERVICES_SCRIPT"), var("SPORTELLO_TEST_SERVICES_DIR"))
+    (
+        var("SPORTELLO_TEST_SERVICES_SCRIPT"),
+        var("SPORTELLO_TEST_SERVICES_DIR"),
+    )
 }
 
 async fn run_script(command: &str) {
@@ -255,7 +296,10 @@ async fn new_mail_arrives_through_idle_within_seconds_exactly_once() {
     live.append(&folder, &initial).await;
     let sink = Arc::new(MemorySink::default());
     let run = start(live.config(&folder), &sink);
-    wait_until("the initial import", Duration::from_secs(10), || sink.delivered() == 10).await;
+    wait_until("the initial import", Duration::from_secs(10), || {
+        sink.delivered() == 10
+    })
+    .await;
     let status = run.status.snapshot();
     assert!(status.connected);
     assert_eq!(status.idle, Some(true), "Dovecot supports IDLE");
@@ -265,7 +309,10 @@ async fn new_mail_arrives_through_idle_within_seconds_exactly_once() {
     for n in 10..15 {
         let (id, raw) = citizen_message("idle", n);
         live.append(&folder, &[raw]).await;
-        let took = wait_until("a pushed message", Duration::from_secs(5), || sink.deliveries_of(&id) == 1).await;
+        let took = wait_until("a pushed message", Duration::from_secs(5), || {
+            sink.deliveries_of(&id) == 1
+        })
+        .await;
         eprintln!("message {n} imported {took:?} after APPEND");
         ids.push(id);
     }
@@ -288,7 +335,10 @@ async fn a_dovecot_restart_mid_session_loses_nothing_and_duplicates_nothing() {
     ids.push(id);
     live.append(&folder, &[raw]).await;
     let run = start(live.config(&folder), &sink);
-    wait_until("the first message", Duration::from_secs(10), || sink.delivered() == 1).await;
+    wait_until("the first message", Duration::from_secs(10), || {
+        sink.delivered() == 1
+    })
+    .await;
 
     run_script("restart-imap").await;
     // Mail that arrives while the fetcher is reconnecting.
@@ -299,8 +349,16 @@ async fn a_dovecot_restart_mid_session_loses_nothing_and_duplicates_nothing() {
         batch.push(raw);
     }
     live.append(&folder, &batch).await;
-    wait_until("the messages appended around the restart", Duration::from_secs(20), || sink.delivered() >= 4).await;
-    wait_until("the fetcher to reconnect", Duration::from_secs(10), || run.status.snapshot().connected).await;
+    wait_until(
+        "the messages appended around the restart",
+        Duration::from_secs(20),
+        || sink.delivered() >= 4,
+    )
+    .await;
+    wait_until("the fetcher to reconnect", Duration::from_secs(10), || {
+        run.status.snapshot().connected
+    })
+    .await;
     let status = run.status.snapshot();
     assert!(status.failures >= 1, "the restart must have been noticed");
     assert!(status.last_error.is_some());
@@ -308,7 +366,12 @@ async fn a_dovecot_restart_mid_session_loses_nothing_and_duplicates_nothing() {
     // And IDLE works again on the new connection.
     let (id, raw) = citizen_message("restart", 4);
     live.append(&folder, &[raw]).await;
-    wait_until("a message after reconnecting", Duration::from_secs(5), || sink.deliveries_of(&id) == 1).await;
+    wait_until(
+        "a message after reconnecting",
+        Duration::from_secs(5),
+        || sink.deliveries_of(&id) == 1,
+    )
+    .await;
     ids.push(id);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_exactly_once(&sink, &ids);
@@ -331,11 +394,19 @@ async fn a_failing_sink_is_retried_without_losing_the_batch() {
     }
     live.append(&folder, &raws).await;
     let run = start(live.config(&folder), &sink);
-    wait_until("the import after two failed stores", Duration::from_secs(15), || sink.delivered() == 3).await;
+    wait_until(
+        "the import after two failed stores",
+        Duration::from_secs(15),
+        || sink.delivered() == 3,
+    )
+    .await;
     let status = run.status.snapshot();
     assert_eq!(status.failures, 2);
     assert!(
-        status.last_error.as_deref().is_some_and(|e| e.contains("database unavailable")),
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("database unavailable")),
         "{:?}",
         status.last_error
     );
@@ -354,7 +425,10 @@ async fn a_new_uidvalidity_refetches_everything_for_the_sink_to_dedupe() {
     let (id_b, raw_b) = citizen_message("uv", 1);
     live.append(&folder, &[raw_a.clone(), raw_b.clone()]).await;
     let run = start(live.config(&folder), &sink);
-    wait_until("the first import", Duration::from_secs(10), || sink.delivered() == 2).await;
+    wait_until("the first import", Duration::from_secs(10), || {
+        sink.delivered() == 2
+    })
+    .await;
     let first = run.stop().await.snapshot().checkpoint.expect("checkpoint");
 
     // Recreating the folder gives it a new UIDVALIDITY, as a server migration would.
@@ -366,11 +440,18 @@ async fn a_new_uidvalidity_refetches_everything_for_the_sink_to_dedupe() {
     live.append(&folder, &[raw_a, raw_b, raw_c]).await;
 
     let run = start(live.config(&folder), &sink);
-    wait_until("the re-import", Duration::from_secs(10), || sink.delivered() == 5).await;
+    wait_until("the re-import", Duration::from_secs(10), || {
+        sink.delivered() == 5
+    })
+    .await;
     let second = run.stop().await.snapshot().checkpoint.expect("checkpoint");
     assert_ne!(second.uid_validity, first.uid_validity);
     assert_eq!(second.last_uid, 3);
-    assert_eq!(sink.deliveries_of(&id_a), 2, "re-delivered under the new UIDVALIDITY");
+    assert_eq!(
+        sink.deliveries_of(&id_a),
+        2,
+        "re-delivered under the new UIDVALIDITY"
+    );
     assert_eq!(sink.deliveries_of(&id_b), 2);
     assert_eq!(sink.deliveries_of(&id_c), 1);
 }
@@ -395,7 +476,10 @@ async fn imported_mail_can_be_flagged_seen_and_moved() {
     let mut seen_config = live.config(&seen_only);
     seen_config.mark_seen = true;
     let run_seen = start(seen_config, &sink);
-    wait_until("both imports", Duration::from_secs(10), || sink.delivered() == 3).await;
+    wait_until("both imports", Duration::from_secs(10), || {
+        sink.delivered() == 3
+    })
+    .await;
     // The flags follow the store; give the fetchers a moment to send them.
     tokio::time::sleep(Duration::from_millis(500)).await;
     run.stop().await;
@@ -416,6 +500,107 @@ async fn imported_mail_can_be_flagged_seen_and_moved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_idle_the_fetcher_polls() {
+    let Some(live) = live() else { return };
+    let _serial = SERIAL.lock().await;
+    let folder = live.folder("poll").await;
+    let mut config = live.config(&folder);
+    config.use_idle = false;
+    config.poll_interval_secs = 1;
+    let sink = Arc::new(MemorySink::default());
+    let run = start(config, &sink);
+    wait_until("the first (empty) check", Duration::from_secs(10), || {
+        run.status.snapshot().last_fetch.is_some()
+    })
+    .await;
+    assert_eq!(run.status.snapshot().idle, Some(false));
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (id, raw) = citizen_message("poll", n);
+        live.append(&folder, &[raw]).await;
+        wait_until("a polled message", Duration::from_secs(5), || {
+            sink.deliveries_of(&id) == 1
+        })
+        .await;
+        ids.push(id);
+    }
+    // Several more polls find nothing new.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_exactly_once(&sink, &ids);
+    run.stop().await;
+}
+
+/// The IMAPS port and the test CA, when the services script provided them.
+fn tls_setup() -> Option<(u16, std::path::PathBuf)> {
+    let (Ok(port), Ok(ca)) = (
+        std::env::var("SPORTELLO_TEST_IMAPS_PORT"),
+        std::env::var("SPORTELLO_TEST_IMAP_TLS_CA"),
+    ) else {
+        eprintln!("SPORTELLO_TEST_IMAPS_PORT/SPORTELLO_TEST_IMAP_TLS_CA not set: TLS test skipped");
+        return None;
+    };
+    Some((
+        port.parse()
+            .expect("SPORTELLO_TEST_IMAPS_PORT is a port number"),
+        ca.into(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_and_starttls_fetch_with_a_private_ca() {
+    let Some(live) = live() else { return };
+    let Some((imaps_port, ca)) = tls_setup() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    for (mode, port) in [(TlsMode::Tls, imaps_port), (TlsMode::Starttls, live.port)] {
+        let folder = live.folder("tls").await;
+        let (id, raw) = citizen_message("tls", 0);
+        live.append(&folder, &[raw]).await;
+        let mut config = live.config(&folder);
+        config.imap_tls = mode;
+        config.imap_port = Some(port);
+        config.imap_tls_ca_file = Some(ca.clone());
+        let sink = Arc::new(MemorySink::default());
+        let run = start(config, &sink);
+        wait_until("a message over TLS", Duration::from_secs(10), || {
+            sink.deliveries_of(&id) == 1
+        })
+        .await;
+        let (id2, raw2) = citizen_message("tls", 1);
+        live.append(&folder, &[raw2]).await;
+        wait_until("a pushed message over TLS", Duration::from_secs(5), || {
+            sink.deliveries_of(&id2) == 1
+        })
+        .await;
+        let status = run.stop().await.snapshot();
+        assert_eq!(status.failures, 0, "{mode}: {:?}", status.last_error);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_refused() {
+    let Some(live) = live() else { return };
+    let Some((imaps_port, _)) = tls_setup() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let mut config = live.config("INBOX");
+    config.imap_tls = TlsMode::Tls;
+    config.imap_port = Some(imaps_port);
+    let sink = Arc::new(MemorySink::default());
+    let run = start(config, &sink);
+    wait_until("a reported TLS failure", Duration::from_secs(10), || {
+        run.status.snapshot().failures >= 1
+    })
+    .await;
+    let err = run.stop().await.snapshot().last_error.expect("an error");
+    assert!(err.contains("TLS with 127.0.0.1 failed"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(sink.delivered(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_reported_and_retried_until_cancelled() {
     let Some(live) = live() else { return };
     let _serial = SERIAL.lock().await;
@@ -423,10 +608,16 @@ async fn wrong_credentials_are_reported_and_retried_until_cancelled() {
     config.password = "not-the-password".into();
     let sink = Arc::new(MemorySink::default());
     let run = start(config, &sink);
-    wait_until("a reported login failure", Duration::from_secs(10), || run.status.snapshot().failures >= 2).await;
+    wait_until("a reported login failure", Duration::from_secs(10), || {
+        run.status.snapshot().failures >= 2
+    })
+    .await;
     let status = run.stop().await.snapshot();
     let err = status.last_error.expect("an error");
     assert!(err.contains("login as"), "{err}");
-    assert!(!err.contains("not-the-password"), "the password never shows: {err}");
+    assert!(
+        !err.contains("not-the-password"),
+        "the password never shows: {err}"
+    );
     assert_eq!(sink.delivered(), 0);
 }

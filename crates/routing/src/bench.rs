@@ -27,7 +27,13 @@ pub struct BenchConfig {
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        BenchConfig { tickets: 10_000, operators: 500, skills: 20, strategy: Strategy::LongestIdle, seed: 42 }
+        BenchConfig {
+            tickets: 10_000,
+            operators: 500,
+            skills: 20,
+            strategy: Strategy::LongestIdle,
+            seed: 42,
+        }
     }
 }
 
@@ -47,7 +53,9 @@ impl Latency {
             return Latency::default();
         }
         ns.sort_unstable();
-        let pick = |q: f64| ns[((ns.len() as f64 * q).ceil() as usize).clamp(1, ns.len()) - 1] as f64 / 1000.0;
+        let pick = |q: f64| {
+            ns[((ns.len() as f64 * q).ceil() as usize).clamp(1, ns.len()) - 1] as f64 / 1000.0
+        };
         Latency {
             samples: ns.len(),
             p50_us: pick(0.5),
@@ -82,7 +90,10 @@ fn instant(base: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
 
 /// Synthetic operators and tickets: most operators near capacity, a mix of channels, tiers,
 /// skills and deadlines.
-pub fn synthetic(cfg: &BenchConfig, now: DateTime<Utc>) -> (Vec<WaitingTicket>, Vec<OperatorState>) {
+pub fn synthetic(
+    cfg: &BenchConfig,
+    now: DateTime<Utc>,
+) -> (Vec<WaitingTicket>, Vec<OperatorState>) {
     let mut rng = SplitMix64::new(cfg.seed);
     let skill = |i: u64| format!("skill_{i}");
     let nskills = cfg.skills.max(1) as u64;
@@ -97,11 +108,24 @@ pub fn synthetic(cfg: &BenchConfig, now: DateTime<Utc>) -> (Vec<WaitingTicket>, 
         for _ in 0..(2 + rng.below(4)) {
             skills.insert(skill(rng.below(nskills)), 1 + rng.below(5) as u8);
         }
-        let capacity = BTreeMap::from([(Channel::Phone, 1), (Channel::Email, 8), (Channel::Counter, 1)]);
+        let capacity = BTreeMap::from([
+            (Channel::Phone, 1),
+            (Channel::Email, 8),
+            (Channel::Counter, 1),
+        ]);
         let full = rng.below(10) < 7;
         let load = capacity
             .iter()
-            .map(|(c, cap)| (*c, if full { *cap } else { rng.below(u64::from(*cap)) as u32 }))
+            .map(|(c, cap)| {
+                (
+                    *c,
+                    if full {
+                        *cap
+                    } else {
+                        rng.below(u64::from(*cap)) as u32
+                    },
+                )
+            })
             .collect();
         let presence = match rng.below(20) {
             0 => Presence::Break,
@@ -135,7 +159,11 @@ pub fn synthetic(cfg: &BenchConfig, now: DateTime<Utc>) -> (Vec<WaitingTicket>, 
         tickets.push(WaitingTicket {
             id: Uuid::from_u128(i as u128 + 1),
             channel,
-            tier: if rng.below(5) == 0 { Tier::BackOffice } else { Tier::FrontOffice },
+            tier: if rng.below(5) == 0 {
+                Tier::BackOffice
+            } else {
+                Tier::FrontOffice
+            },
             skills,
             priority: Priority::ALL[rng.below(4) as usize],
             sla_due: (rng.below(10) != 0).then(|| instant(now, rng.below(3 * 86_400) as i64)),
@@ -147,11 +175,16 @@ pub fn synthetic(cfg: &BenchConfig, now: DateTime<Utc>) -> (Vec<WaitingTicket>, 
 
 /// Runs the assignment benchmark (pure CPU, no IO; takes well under a second in release).
 pub fn run_assignment_bench(cfg: &BenchConfig) -> BenchReport {
-    let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).single().unwrap_or_default();
+    let now = Utc
+        .with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+        .single()
+        .unwrap_or_default();
     let (tickets, ops) = synthetic(cfg, now);
     let policy = AssignmentPolicy {
         strategy: cfg.strategy,
-        overflow: crate::config::RoutingConfig::builtin().map(|c| c.assignment.overflow).unwrap_or_default(),
+        overflow: crate::config::RoutingConfig::builtin()
+            .map(|c| c.assignment.overflow)
+            .unwrap_or_default(),
     };
 
     let t0 = Instant::now();
@@ -162,7 +195,15 @@ pub fn run_assignment_bench(cfg: &BenchConfig) -> BenchReport {
     let t0 = Instant::now();
     let mut ix = AssignmentIndex::new(&ops, &policy);
     let mut order: Vec<&WaitingTicket> = tickets.iter().collect();
-    order.sort_by_cached_key(|t| (t.sla_due.is_none(), t.sla_due, std::cmp::Reverse(t.priority), t.enqueued_at, t.id));
+    order.sort_by_cached_key(|t| {
+        (
+            t.sla_due.is_none(),
+            t.sla_due,
+            std::cmp::Reverse(t.priority),
+            t.enqueued_at,
+            t.id,
+        )
+    });
     let mut per = Vec::with_capacity(order.len());
     let mut assigned = 0;
     for t in order {
@@ -209,10 +250,27 @@ mod tests {
 
     #[test]
     fn the_benchmark_runs_and_assigns_something() {
-        let r = run_assignment_bench(&BenchConfig { tickets: 500, operators: 50, ..BenchConfig::default() });
+        let r = run_assignment_bench(&BenchConfig {
+            tickets: 500,
+            operators: 50,
+            ..BenchConfig::default()
+        });
         assert!(r.assigned_in_round > 0);
         assert_eq!(r.decision_in_round.samples, 500);
         assert_eq!(r.single_decision.samples, 500);
         assert!(r.decision_in_round.p99_us >= r.decision_in_round.p50_us);
+    }
+
+    /// `cargo test --release -p sportello-routing print_assignment_benchmark -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, meaningful only in release builds"]
+    fn print_assignment_benchmark() {
+        for strategy in Strategy::ALL {
+            let r = run_assignment_bench(&BenchConfig {
+                strategy: *strategy,
+                ..BenchConfig::default()
+            });
+            println!("{}", serde_json::to_string_pretty(&r).unwrap());
+        }
     }
 }

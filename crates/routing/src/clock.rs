@@ -74,6 +74,8 @@ impl BusinessClock for BusinessCalendar {
         }
         // Sessions end by local midnight, so an open instant's sessions are those of its
         // local date.
-        self.open_intervals(self.local_date(t)).last().map(|(_, end)| *end)
+        self.open_intervals(self.local_date(t))
+            .last()
+            .map(|(_, end)| *end)
     }
 }

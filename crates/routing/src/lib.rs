@@ -28,11 +28,17 @@ mod testing;
 pub use assign::{
     Assignment, AssignmentIndex, WaitingReason, choose_operator, plan_assignments, waiting_reason,
 };
+pub use bench::{BenchConfig, BenchReport, run_assignment_bench};
 pub use clock::BusinessClock;
 pub use config::{ConfigError, DEFAULT_ROUTING_TOML, RoutingConfig};
 pub use operators::{
-    AssignmentPolicy, Ineligible, OperatorState, OverflowPolicy, OverflowStep, Presence, Relax,
-    Requirement, RoutingProfile, Strategy, WaitingTicket, eligible,
+    AssignmentConfigError, AssignmentPolicy, Ineligible, OperatorState, OverflowPolicy,
+    OverflowStep, Presence, ProfileError, Relax, Requirement, RoutingProfile, Strategy,
+    WaitingTicket, eligible, eligible_for,
 };
-pub use rules::{Decision, Explanation, RuleError, RuleSet, TicketFacts};
-pub use sla::{SlaClock, SlaPolicies, SlaPolicy, SlaSnapshot, SlaState, Target};
+pub use rules::{Decision, Explanation, Mismatch, RuleError, RuleSet, RuleTrace, TicketFacts};
+pub use sim::{SimReport, Staffing, StaffingError, erlang_c, service_level, simulate};
+pub use sla::{
+    AtRisk, Pause, PauseReason, SlaClock, SlaConfigError, SlaError, SlaPolicies, SlaPolicy,
+    SlaSnapshot, SlaState, Target, TimerKind,
+};

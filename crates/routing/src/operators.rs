@@ -51,6 +51,8 @@ slug_enum! {
 }
 
 impl Default for Strategy {
+    /// Longest idle spreads work most evenly when operators also work other channels.
+    #[allow(clippy::derivable_impls)]
     fn default() -> Self {
         Strategy::LongestIdle
     }
@@ -88,12 +90,18 @@ impl RoutingProfile {
                 return err(format!("skills.{skill}"), e.to_string());
             }
             if !(1..=MAX_LEVEL).contains(level) {
-                return err(format!("skills.{skill}"), format!("level {level} is out of range: skill levels go from 1 to 5"));
+                return err(
+                    format!("skills.{skill}"),
+                    format!("level {level} is out of range: skill levels go from 1 to 5"),
+                );
             }
         }
         for (channel, cap) in &self.capacity {
             if *cap > MAX_CAPACITY {
-                return err(format!("capacity.{channel}"), format!("{cap} is more than the maximum of {MAX_CAPACITY}"));
+                return err(
+                    format!("capacity.{channel}"),
+                    format!("{cap} is more than the maximum of {MAX_CAPACITY}"),
+                );
             }
         }
         Ok(())
@@ -235,7 +243,11 @@ impl OverflowPolicy {
         let mut drop_skills = false;
         let mut any_tier = false;
         let mut stage = 0;
-        for s in self.steps.iter().filter(|s| s.after <= waited && s.concerns(ticket.channel, ticket.tier)) {
+        for s in self
+            .steps
+            .iter()
+            .filter(|s| s.after <= waited && s.concerns(ticket.channel, ticket.tier))
+        {
             stage += 1;
             match s.relax {
                 Relax::LowerSkillLevels { by } => lower += u32::from(by),
@@ -258,14 +270,22 @@ impl OverflowPolicy {
         };
         Requirement {
             channel: ticket.channel,
-            tiers: if any_tier { Tier::ALL.to_vec() } else { vec![ticket.tier] },
+            tiers: if any_tier {
+                Tier::ALL.to_vec()
+            } else {
+                vec![ticket.tier]
+            },
             skills,
             stage,
         }
     }
 
     /// When the ticket's requirement next widens, if it still can.
-    pub fn next_step_at(&self, ticket: &WaitingTicket, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn next_step_at(
+        &self,
+        ticket: &WaitingTicket,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let waited = Self::waited(ticket, now);
         self.steps
             .iter()
@@ -287,31 +307,68 @@ pub struct AssignmentPolicy {
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Ineligible {
     OffShift,
-    NotAvailable { presence: Presence },
-    WrongTier { accepted: Vec<Tier> },
-    MissingSkill { skill: String, required: u8, has: u8 },
-    NoCapacity { channel: Channel },
-    AtCapacity { channel: Channel, load: u32, capacity: u32 },
+    NotAvailable {
+        presence: Presence,
+    },
+    WrongTier {
+        accepted: Vec<Tier>,
+    },
+    MissingSkill {
+        skill: String,
+        required: u8,
+        has: u8,
+    },
+    NoCapacity {
+        channel: Channel,
+    },
+    AtCapacity {
+        channel: Channel,
+        load: u32,
+        capacity: u32,
+    },
 }
 
 impl fmt::Display for Ineligible {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Ineligible::OffShift => f.write_str("fuori turno"),
-            Ineligible::NotAvailable { presence } => write!(f, "non disponibile (stato: {presence})"),
+            Ineligible::NotAvailable { presence } => {
+                write!(f, "non disponibile (stato: {presence})")
+            }
             Ineligible::WrongTier { accepted } => {
                 let t: Vec<&str> = accepted.iter().map(|t| t.as_str()).collect();
                 write!(f, "non lavora il livello richiesto ({})", t.join(", "))
             }
-            Ineligible::MissingSkill { skill, required, has: 0 } => {
-                write!(f, "manca la competenza '{skill}' (livello richiesto {required})")
+            Ineligible::MissingSkill {
+                skill,
+                required,
+                has: 0,
+            } => {
+                write!(
+                    f,
+                    "manca la competenza '{skill}' (livello richiesto {required})"
+                )
             }
-            Ineligible::MissingSkill { skill, required, has } => {
-                write!(f, "competenza '{skill}' al livello {has}, richiesto {required}")
+            Ineligible::MissingSkill {
+                skill,
+                required,
+                has,
+            } => {
+                write!(
+                    f,
+                    "competenza '{skill}' al livello {has}, richiesto {required}"
+                )
             }
             Ineligible::NoCapacity { channel } => write!(f, "non gestisce il canale '{channel}'"),
-            Ineligible::AtCapacity { channel, load, capacity } => {
-                write!(f, "capacità piena sul canale '{channel}' ({load}/{capacity})")
+            Ineligible::AtCapacity {
+                channel,
+                load,
+                capacity,
+            } => {
+                write!(
+                    f,
+                    "capacità piena sul canale '{channel}' ({load}/{capacity})"
+                )
             }
         }
     }
@@ -335,24 +392,38 @@ pub fn eligible_for(op: &OperatorState, req: &Requirement) -> Result<(), Ineligi
         return Err(Ineligible::OffShift);
     }
     if !op.presence.accepts_work() {
-        return Err(Ineligible::NotAvailable { presence: op.presence });
+        return Err(Ineligible::NotAvailable {
+            presence: op.presence,
+        });
     }
     if !req.tiers.iter().any(|t| op.tiers.contains(t)) {
-        return Err(Ineligible::WrongTier { accepted: req.tiers.clone() });
+        return Err(Ineligible::WrongTier {
+            accepted: req.tiers.clone(),
+        });
     }
     for (skill, required) in &req.skills {
         let has = op.level(skill);
         if has < *required {
-            return Err(Ineligible::MissingSkill { skill: skill.clone(), required: *required, has });
+            return Err(Ineligible::MissingSkill {
+                skill: skill.clone(),
+                required: *required,
+                has,
+            });
         }
     }
     let capacity = op.capacity_of(req.channel);
     if capacity == 0 {
-        return Err(Ineligible::NoCapacity { channel: req.channel });
+        return Err(Ineligible::NoCapacity {
+            channel: req.channel,
+        });
     }
     let load = op.load_of(req.channel);
     if load >= capacity {
-        return Err(Ineligible::AtCapacity { channel: req.channel, load, capacity });
+        return Err(Ineligible::AtCapacity {
+            channel: req.channel,
+            load,
+            capacity,
+        });
     }
     Ok(())
 }
@@ -394,7 +465,11 @@ pub enum AssignmentConfigError {
     #[error("assignment, field 'strategy': {0}")]
     Strategy(String),
     #[error("overflow step #{step}, field '{field}': {message}")]
-    Step { step: usize, field: String, message: String },
+    Step {
+        step: usize,
+        field: String,
+        message: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -415,48 +490,94 @@ impl AssignmentPolicy {
     pub fn from_doc(doc: &AssignmentDoc) -> Result<AssignmentPolicy, AssignmentConfigError> {
         let strategy = match &doc.strategy {
             None => Strategy::default(),
-            Some(s) => Strategy::parse(s.trim()).map_err(|e| AssignmentConfigError::Strategy(e.to_string()))?,
+            Some(s) => Strategy::parse(s.trim())
+                .map_err(|e| AssignmentConfigError::Strategy(e.to_string()))?,
         };
         let mut steps = Vec::new();
         for (i, d) in doc.overflow.iter().enumerate() {
             let step = i + 1;
-            let bad = |field: &str, message: String| AssignmentConfigError::Step { step, field: field.to_owned(), message };
-            let afters = [(d.after_seconds, 1), (d.after_minutes, 60), (d.after_hours, 3600)];
-            let given: Vec<(i64, i64)> = afters.iter().filter_map(|(v, m)| v.map(|v| (v, *m))).collect();
+            let bad = |field: &str, message: String| AssignmentConfigError::Step {
+                step,
+                field: field.to_owned(),
+                message,
+            };
+            let afters = [
+                (d.after_seconds, 1),
+                (d.after_minutes, 60),
+                (d.after_hours, 3600),
+            ];
+            let given: Vec<(i64, i64)> = afters
+                .iter()
+                .filter_map(|(v, m)| v.map(|v| (v, *m)))
+                .collect();
             let after = match given.as_slice() {
                 [(v, m)] if (0..=366 * 86_400 / m).contains(v) => Duration::seconds(v * m),
-                [(v, _)] => return Err(bad("after", format!("{v} is out of range (0 up to a year)"))),
-                _ => return Err(bad("after", "give exactly one of after_seconds, after_minutes, after_hours".to_owned())),
+                [(v, _)] => {
+                    return Err(bad(
+                        "after",
+                        format!("{v} is out of range (0 up to a year)"),
+                    ));
+                }
+                _ => {
+                    return Err(bad(
+                        "after",
+                        "give exactly one of after_seconds, after_minutes, after_hours".to_owned(),
+                    ));
+                }
             };
             let relax = match d.relax.trim() {
                 "lower_skill_levels" => match d.by {
                     Some(by) if (1..=4).contains(&by) => Relax::LowerSkillLevels { by: by as u8 },
-                    Some(by) => return Err(bad("by", format!("{by} is out of range: lower levels by 1 to 4"))),
-                    None => return Err(bad("by", "lower_skill_levels needs 'by' (1 to 4)".to_owned())),
+                    Some(by) => {
+                        return Err(bad(
+                            "by",
+                            format!("{by} is out of range: lower levels by 1 to 4"),
+                        ));
+                    }
+                    None => {
+                        return Err(bad(
+                            "by",
+                            "lower_skill_levels needs 'by' (1 to 4)".to_owned(),
+                        ));
+                    }
                 },
                 "drop_skills" | "allow_other_tier" if d.by.is_some() => {
-                    return Err(bad("by", format!("'by' only goes with lower_skill_levels, not {}", d.relax)));
+                    return Err(bad(
+                        "by",
+                        format!("'by' only goes with lower_skill_levels, not {}", d.relax),
+                    ));
                 }
                 "drop_skills" => Relax::DropSkills,
                 "allow_other_tier" => Relax::AllowOtherTier,
                 other => {
                     return Err(bad(
                         "relax",
-                        format!("unknown relaxation '{other}' (expected one of: lower_skill_levels, drop_skills, allow_other_tier)"),
+                        format!(
+                            "unknown relaxation '{other}' (expected one of: lower_skill_levels, drop_skills, allow_other_tier)"
+                        ),
                     ));
                 }
             };
             let mut channels = Vec::new();
             for c in d.channels.iter().flatten() {
-                channels.push(Channel::parse(c.trim()).map_err(|e| bad("channels", e.to_string()))?);
+                channels
+                    .push(Channel::parse(c.trim()).map_err(|e| bad("channels", e.to_string()))?);
             }
             let mut tiers = Vec::new();
             for t in d.tiers.iter().flatten() {
                 tiers.push(Tier::parse(t.trim()).map_err(|e| bad("tiers", e.to_string()))?);
             }
-            steps.push(OverflowStep { after, relax, channels, tiers });
+            steps.push(OverflowStep {
+                after,
+                relax,
+                channels,
+                tiers,
+            });
         }
-        Ok(AssignmentPolicy { strategy, overflow: OverflowPolicy::new(steps) })
+        Ok(AssignmentPolicy {
+            strategy,
+            overflow: OverflowPolicy::new(steps),
+        })
     }
 
     /// The `[assignment]` table form.
@@ -470,15 +591,18 @@ impl AssignmentPolicy {
                 .iter()
                 .map(|s| {
                     let secs = s.after.num_seconds();
-                    let (after_seconds, after_minutes, after_hours) = if secs % 3600 == 0 && secs > 0 {
-                        (None, None, Some(secs / 3600))
-                    } else if secs % 60 == 0 && secs > 0 {
-                        (None, Some(secs / 60), None)
-                    } else {
-                        (Some(secs), None, None)
-                    };
+                    let (after_seconds, after_minutes, after_hours) =
+                        if secs % 3600 == 0 && secs > 0 {
+                            (None, None, Some(secs / 3600))
+                        } else if secs % 60 == 0 && secs > 0 {
+                            (None, Some(secs / 60), None)
+                        } else {
+                            (Some(secs), None, None)
+                        };
                     let (relax, by) = match s.relax {
-                        Relax::LowerSkillLevels { by } => ("lower_skill_levels", Some(i64::from(by))),
+                        Relax::LowerSkillLevels { by } => {
+                            ("lower_skill_levels", Some(i64::from(by)))
+                        }
                         Relax::DropSkills => ("drop_skills", None),
                         Relax::AllowOtherTier => ("allow_other_tier", None),
                     };

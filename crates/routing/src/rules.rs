@@ -35,7 +35,11 @@ pub enum RuleError {
     #[error("two rules are named '{0}'; rule names must be unique")]
     DuplicateName(String),
     #[error("rule '{rule}', field '{field}': {message}")]
-    Invalid { rule: String, field: String, message: String },
+    Invalid {
+        rule: String,
+        field: String,
+        message: String,
+    },
     #[error("rule '{rule}' can never match: rule '{shadowed_by}' before it matches every ticket")]
     Unreachable { rule: String, shadowed_by: String },
     #[error("the SLA policies the rules refer to are not valid: {0}")]
@@ -43,7 +47,11 @@ pub enum RuleError {
 }
 
 fn invalid(rule: &str, field: &str, message: impl Into<String>) -> RuleError {
-    RuleError::Invalid { rule: rule.to_owned(), field: field.to_owned(), message: message.into() }
+    RuleError::Invalid {
+        rule: rule.to_owned(),
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// A single value or a list of values (TOML accepts both, `channel = "email"` or
@@ -279,19 +287,41 @@ impl fmt::Debug for TicketFacts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "field", rename_all = "snake_case")]
 pub enum Mismatch {
-    Channel { expected: Vec<Channel>, actual: Channel },
-    Category { expected: Vec<String>, actual: Option<String> },
-    Measure { expected: Vec<String>, actual: Option<String> },
-    Mailbox { expected: Vec<String>, actual: Option<String> },
-    Keywords { expected: Vec<String> },
+    Channel {
+        expected: Vec<Channel>,
+        actual: Channel,
+    },
+    Category {
+        expected: Vec<String>,
+        actual: Option<String>,
+    },
+    Measure {
+        expected: Vec<String>,
+        actual: Option<String>,
+    },
+    Mailbox {
+        expected: Vec<String>,
+        actual: Option<String>,
+    },
+    Keywords {
+        expected: Vec<String>,
+    },
     /// The ticket's sender is personal data, so only the patterns are reported.
-    Sender { expected: Vec<String> },
-    Language { expected: Vec<String>, actual: Option<String> },
-    CitizenFlags { expected: Vec<String> },
+    Sender {
+        expected: Vec<String>,
+    },
+    Language {
+        expected: Vec<String>,
+        actual: Option<String>,
+    },
+    CitizenFlags {
+        expected: Vec<String>,
+    },
 }
 
 fn or_none(v: &Option<String>) -> String {
-    v.as_deref().map_or_else(|| "nessuno".to_owned(), |s| format!("'{s}'"))
+    v.as_deref()
+        .map_or_else(|| "nessuno".to_owned(), |s| format!("'{s}'"))
 }
 
 impl fmt::Display for Mismatch {
@@ -303,25 +333,53 @@ impl fmt::Display for Mismatch {
                 write!(f, "canale '{actual}' non tra: {}", e.join(", "))
             }
             Mismatch::Category { expected, actual } => {
-                write!(f, "categoria {} non tra: {}", or_none(actual), expected.join(", "))
+                write!(
+                    f,
+                    "categoria {} non tra: {}",
+                    or_none(actual),
+                    expected.join(", ")
+                )
             }
             Mismatch::Measure { expected, actual } => {
-                write!(f, "misura {} non tra: {}", or_none(actual), expected.join(", "))
+                write!(
+                    f,
+                    "misura {} non tra: {}",
+                    or_none(actual),
+                    expected.join(", ")
+                )
             }
             Mismatch::Mailbox { expected, actual } => {
-                write!(f, "casella {} non tra: {}", or_none(actual), expected.join(", "))
+                write!(
+                    f,
+                    "casella {} non tra: {}",
+                    or_none(actual),
+                    expected.join(", ")
+                )
             }
             Mismatch::Keywords { expected } => {
-                write!(f, "nessuna parola chiave trovata tra: {}", expected.join(", "))
+                write!(
+                    f,
+                    "nessuna parola chiave trovata tra: {}",
+                    expected.join(", ")
+                )
             }
             Mismatch::Sender { expected } => {
                 write!(f, "mittente non corrispondente a: {}", expected.join(", "))
             }
             Mismatch::Language { expected, actual } => {
-                write!(f, "lingua {} non tra: {}", or_none(actual), expected.join(", "))
+                write!(
+                    f,
+                    "lingua {} non tra: {}",
+                    or_none(actual),
+                    expected.join(", ")
+                )
             }
             Mismatch::CitizenFlags { expected } => {
-                write!(f, "il cittadino non ha nessuno dei contrassegni: {}", expected.join(", "))
+                write!(
+                    f,
+                    "il cittadino non ha nessuno dei contrassegni: {}",
+                    expected.join(", ")
+                )
             }
         }
     }
@@ -373,7 +431,9 @@ struct Prepared<'a> {
 impl<'a> Prepared<'a> {
     fn new(facts: &'a TicketFacts) -> Self {
         let norm = |v: &Option<String>| {
-            v.as_deref().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty())
+            v.as_deref()
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
         };
         let mut words = text::words(&facts.subject);
         words.extend(text::words(&facts.body));
@@ -385,7 +445,11 @@ impl<'a> Prepared<'a> {
             mailbox: norm(&facts.mailbox),
             sender: norm(&facts.sender),
             language: norm(&facts.language),
-            flags: facts.citizen_flags.iter().map(|f| f.trim().to_lowercase()).collect(),
+            flags: facts
+                .citizen_flags
+                .iter()
+                .map(|f| f.trim().to_lowercase())
+                .collect(),
         }
     }
 }
@@ -396,7 +460,11 @@ fn in_list(list: &[String], v: &Option<String>) -> bool {
 
 fn language_matches(list: &[String], v: &Option<String>) -> bool {
     v.as_ref().is_some_and(|v| {
-        list.iter().any(|l| v == l || v.strip_prefix(l.as_str()).is_some_and(|r| r.starts_with('-')))
+        list.iter().any(|l| {
+            v == l
+                || v.strip_prefix(l.as_str())
+                    .is_some_and(|r| r.starts_with('-'))
+        })
     })
 }
 
@@ -419,56 +487,83 @@ impl Rule {
         if !c.channels.is_empty() {
             check!(
                 c.channels.contains(&p.facts.channel),
-                Mismatch::Channel { expected: c.channels.clone(), actual: p.facts.channel }
+                Mismatch::Channel {
+                    expected: c.channels.clone(),
+                    actual: p.facts.channel
+                }
             );
         }
         if !c.categories.is_empty() {
             check!(
                 in_list(&c.categories, &p.category),
-                Mismatch::Category { expected: c.categories.clone(), actual: p.category.clone() }
+                Mismatch::Category {
+                    expected: c.categories.clone(),
+                    actual: p.category.clone()
+                }
             );
         }
         if !c.measures.is_empty() {
             check!(
                 in_list(&c.measures, &p.measure),
-                Mismatch::Measure { expected: c.measures.clone(), actual: p.measure.clone() }
+                Mismatch::Measure {
+                    expected: c.measures.clone(),
+                    actual: p.measure.clone()
+                }
             );
         }
         if !c.mailboxes.is_empty() {
             check!(
                 in_list(&c.mailboxes, &p.mailbox),
-                Mismatch::Mailbox { expected: c.mailboxes.clone(), actual: p.mailbox.clone() }
+                Mismatch::Mailbox {
+                    expected: c.mailboxes.clone(),
+                    actual: p.mailbox.clone()
+                }
             );
         }
         if !c.keywords.is_empty() {
             check!(
                 c.keywords.iter().any(|(_, k)| k.matches(&p.words)),
-                Mismatch::Keywords { expected: c.keywords.iter().map(|(r, _)| r.clone()).collect() }
+                Mismatch::Keywords {
+                    expected: c.keywords.iter().map(|(r, _)| r.clone()).collect()
+                }
             );
         }
         if !c.senders.is_empty() {
             check!(
-                p.sender.as_ref().is_some_and(|s| c.senders.iter().any(|(_, pat)| pat.matches(s))),
-                Mismatch::Sender { expected: c.senders.iter().map(|(r, _)| r.clone()).collect() }
+                p.sender
+                    .as_ref()
+                    .is_some_and(|s| c.senders.iter().any(|(_, pat)| pat.matches(s))),
+                Mismatch::Sender {
+                    expected: c.senders.iter().map(|(r, _)| r.clone()).collect()
+                }
             );
         }
         if !c.languages.is_empty() {
             check!(
                 language_matches(&c.languages, &p.language),
-                Mismatch::Language { expected: c.languages.clone(), actual: p.language.clone() }
+                Mismatch::Language {
+                    expected: c.languages.clone(),
+                    actual: p.language.clone()
+                }
             );
         }
         if !c.citizen_flags.is_empty() {
             check!(
                 c.citizen_flags.iter().any(|f| p.flags.contains(f)),
-                Mismatch::CitizenFlags { expected: c.citizen_flags.clone() }
+                Mismatch::CitizenFlags {
+                    expected: c.citizen_flags.clone()
+                }
             );
         }
         out
     }
 }
 
-fn parse_slug_list(rule: &str, field: &str, v: &Option<OneOrMany>) -> Result<Vec<String>, RuleError> {
+fn parse_slug_list(
+    rule: &str,
+    field: &str,
+    v: &Option<OneOrMany>,
+) -> Result<Vec<String>, RuleError> {
     let mut out = Vec::new();
     for item in v.iter().flat_map(OneOrMany::items) {
         let s = item.trim();
@@ -485,7 +580,11 @@ fn empty_list_check<T>(
     out: Vec<T>,
 ) -> Result<Vec<T>, RuleError> {
     if v.is_some() && out.is_empty() {
-        return Err(invalid(rule, field, "an empty list never matches; remove the field instead"));
+        return Err(invalid(
+            rule,
+            field,
+            "an empty list never matches; remove the field instead",
+        ));
     }
     Ok(out)
 }
@@ -496,17 +595,20 @@ fn parse_language(s: &str) -> Option<String> {
         Some((p, r)) => (p, Some(r)),
         None => (s.as_str(), None),
     };
-    let primary_ok = (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
-    let region_ok = region.is_none_or(|r| {
-        (2..=8).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric())
-    });
+    let primary_ok =
+        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
+    let region_ok = region
+        .is_none_or(|r| (2..=8).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric()));
     (primary_ok && region_ok).then_some(s)
 }
 
 fn parse_when(rule: &str, w: &WhenDoc) -> Result<Conditions, RuleError> {
     let mut channels = Vec::new();
     for item in w.channel.iter().flat_map(OneOrMany::items) {
-        channels.push(Channel::parse(item.trim()).map_err(|e| invalid(rule, "when.channel", e.to_string()))?);
+        channels.push(
+            Channel::parse(item.trim())
+                .map_err(|e| invalid(rule, "when.channel", e.to_string()))?,
+        );
     }
     let channels = empty_list_check(rule, "when.channel", &w.channel, channels)?;
 
@@ -539,7 +641,9 @@ fn parse_when(rule: &str, w: &WhenDoc) -> Result<Conditions, RuleError> {
             invalid(
                 rule,
                 "when.sender",
-                format!("'{item}' is neither an address (name@domain) nor a domain pattern (*@domain)"),
+                format!(
+                    "'{item}' is neither an address (name@domain) nor a domain pattern (*@domain)"
+                ),
             )
         })?;
         senders.push((item.to_owned(), p));
@@ -549,7 +653,11 @@ fn parse_when(rule: &str, w: &WhenDoc) -> Result<Conditions, RuleError> {
     let mut languages = Vec::new();
     for item in w.language.iter().flat_map(OneOrMany::items) {
         languages.push(parse_language(item).ok_or_else(|| {
-            invalid(rule, "when.language", format!("'{item}' is not a language code such as 'it', 'en' or 'pt-br'"))
+            invalid(
+                rule,
+                "when.language",
+                format!("'{item}' is not a language code such as 'it', 'en' or 'pt-br'"),
+            )
         })?);
     }
     let languages = empty_list_check(rule, "when.language", &w.language, languages)?;
@@ -566,7 +674,12 @@ fn parse_when(rule: &str, w: &WhenDoc) -> Result<Conditions, RuleError> {
     })
 }
 
-fn parse_then(rule: &str, prefix: &str, t: &ThenDoc, policies: &SlaPolicies) -> Result<Outcome, RuleError> {
+fn parse_then(
+    rule: &str,
+    prefix: &str,
+    t: &ThenDoc,
+    policies: &SlaPolicies,
+) -> Result<Outcome, RuleError> {
     let field = |f: &str| format!("{prefix}{f}");
     let tier = t
         .tier
@@ -576,7 +689,9 @@ fn parse_then(rule: &str, prefix: &str, t: &ThenDoc, policies: &SlaPolicies) -> 
     let priority = t
         .priority
         .as_deref()
-        .map(|s| Priority::parse(s.trim()).map_err(|e| invalid(rule, &field("priority"), e.to_string())))
+        .map(|s| {
+            Priority::parse(s.trim()).map_err(|e| invalid(rule, &field("priority"), e.to_string()))
+        })
         .transpose()?;
     let sla_policy = match t.sla_policy.as_deref() {
         None => None,
@@ -612,7 +727,12 @@ fn parse_then(rule: &str, prefix: &str, t: &ThenDoc, policies: &SlaPolicies) -> 
             Some(out)
         }
     };
-    Ok(Outcome { tier, skills, priority, sla_policy })
+    Ok(Outcome {
+        tier,
+        skills,
+        priority,
+        sla_policy,
+    })
 }
 
 impl RuleSet {
@@ -623,7 +743,11 @@ impl RuleSet {
         let has_sla = toml::from_str::<toml::Table>(text)
             .map_err(|e| RuleError::Syntax(e.to_string()))?
             .contains_key("sla");
-        let policies = if has_sla { SlaPolicies::from_toml(text)? } else { SlaPolicies::builtin() };
+        let policies = if has_sla {
+            SlaPolicies::from_toml(text)?
+        } else {
+            SlaPolicies::builtin()
+        };
         RuleSet::from_toml_with(text, &policies)
     }
 
@@ -638,12 +762,18 @@ impl RuleSet {
         let d = doc.default.as_ref().ok_or(RuleError::MissingDefault)?;
         let o = parse_then(DEFAULT_RULE, "default.", d, policies)?;
         let default = Defaults {
-            tier: o.tier.ok_or_else(|| invalid(DEFAULT_RULE, "default.tier", "the default must name a tier"))?,
+            tier: o.tier.ok_or_else(|| {
+                invalid(DEFAULT_RULE, "default.tier", "the default must name a tier")
+            })?,
             skills: o.skills.unwrap_or_default(),
             priority: o.priority.unwrap_or_default(),
-            sla_policy: o
-                .sla_policy
-                .ok_or_else(|| invalid(DEFAULT_RULE, "default.sla_policy", "the default must name an SLA policy"))?,
+            sla_policy: o.sla_policy.ok_or_else(|| {
+                invalid(
+                    DEFAULT_RULE,
+                    "default.sla_policy",
+                    "the default must name an SLA policy",
+                )
+            })?,
         };
 
         let mut seen = HashSet::new();
@@ -654,16 +784,27 @@ impl RuleSet {
                 return Err(RuleError::EmptyName { index: i + 1 });
             }
             if name.chars().count() > MAX_RULE_NAME {
-                return Err(invalid(name, "name", format!("a rule name has at most {MAX_RULE_NAME} characters")));
+                return Err(invalid(
+                    name,
+                    "name",
+                    format!("a rule name has at most {MAX_RULE_NAME} characters"),
+                ));
             }
             if name.eq_ignore_ascii_case(DEFAULT_RULE) {
-                return Err(invalid(name, "name", "'default' is reserved for the [default] table"));
+                return Err(invalid(
+                    name,
+                    "name",
+                    "'default' is reserved for the [default] table",
+                ));
             }
             if !seen.insert(name.to_lowercase()) {
                 return Err(RuleError::DuplicateName(name.to_owned()));
             }
             if let Some(shadow) = rules.iter().find(|r| r.when.is_catch_all()) {
-                return Err(RuleError::Unreachable { rule: name.to_owned(), shadowed_by: shadow.name.clone() });
+                return Err(RuleError::Unreachable {
+                    rule: name.to_owned(),
+                    shadowed_by: shadow.name.clone(),
+                });
             }
             rules.push(Rule {
                 name: name.to_owned(),
@@ -682,7 +823,11 @@ impl RuleSet {
     /// The SLA policy names the rules and the default refer to.
     pub fn referenced_policies(&self) -> Vec<&str> {
         let mut v: Vec<&str> = std::iter::once(self.default.sla_policy.as_str())
-            .chain(self.rules.iter().filter_map(|r| r.then.sla_policy.as_deref()))
+            .chain(
+                self.rules
+                    .iter()
+                    .filter_map(|r| r.then.sla_policy.as_deref()),
+            )
             .collect();
         v.sort_unstable();
         v.dedup();
@@ -704,7 +849,11 @@ impl RuleSet {
                 tier: r.then.tier.unwrap_or(d.tier),
                 skills: r.then.skills.clone().unwrap_or_else(|| d.skills.clone()),
                 priority: r.then.priority.unwrap_or(d.priority),
-                sla_policy: r.then.sla_policy.clone().unwrap_or_else(|| d.sla_policy.clone()),
+                sla_policy: r
+                    .then
+                    .sla_policy
+                    .clone()
+                    .unwrap_or_else(|| d.sla_policy.clone()),
             },
         }
     }
@@ -712,7 +861,10 @@ impl RuleSet {
     /// The decision for a ticket: the first matching rule, else the default.
     pub fn evaluate(&self, facts: &TicketFacts) -> Decision {
         let p = Prepared::new(facts);
-        let hit = self.rules.iter().find(|r| r.mismatches(&p, true).is_empty());
+        let hit = self
+            .rules
+            .iter()
+            .find(|r| r.mismatches(&p, true).is_empty());
         self.decide(hit)
     }
 
@@ -724,13 +876,20 @@ impl RuleSet {
         for r in &self.rules {
             let mismatches = r.mismatches(&p, false);
             let matched = mismatches.is_empty();
-            tried.push(RuleTrace { rule: r.name.clone(), matched, mismatches });
+            tried.push(RuleTrace {
+                rule: r.name.clone(),
+                matched,
+                mismatches,
+            });
             if matched {
                 hit = Some(r);
                 break;
             }
         }
-        Explanation { decision: self.decide(hit), tried }
+        Explanation {
+            decision: self.decide(hit),
+            tried,
+        }
     }
 
     /// The document form, for the admin API (JSON) and [`RuleSet::to_toml`].
@@ -740,7 +899,10 @@ impl RuleSet {
                 tier: o.tier.map(|t| t.as_str().to_owned()),
                 priority: o.priority.map(|p| p.as_str().to_owned()),
                 sla_policy: o.sla_policy.clone(),
-                skills: o.skills.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), i64::from(*v))).collect()),
+                skills: o
+                    .skills
+                    .as_ref()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), i64::from(*v))).collect()),
             }
         }
         let d = &self.default;
@@ -760,12 +922,18 @@ impl RuleSet {
                     RuleDoc {
                         name: r.name.clone(),
                         when: WhenDoc {
-                            channel: OneOrMany::from_vec(c.channels.iter().map(|c| c.as_str().to_owned()).collect()),
+                            channel: OneOrMany::from_vec(
+                                c.channels.iter().map(|c| c.as_str().to_owned()).collect(),
+                            ),
                             category: strings(&c.categories),
                             measure: strings(&c.measures),
                             mailbox: strings(&c.mailboxes),
-                            keywords: OneOrMany::from_vec(c.keywords.iter().map(|(r, _)| r.clone()).collect()),
-                            sender: OneOrMany::from_vec(c.senders.iter().map(|(r, _)| r.clone()).collect()),
+                            keywords: OneOrMany::from_vec(
+                                c.keywords.iter().map(|(r, _)| r.clone()).collect(),
+                            ),
+                            sender: OneOrMany::from_vec(
+                                c.senders.iter().map(|(r, _)| r.clone()).collect(),
+                            ),
                             language: strings(&c.languages),
                             citizen_flags: strings(&c.citizen_flags),
                         },
@@ -838,7 +1006,10 @@ sla_policy = "phone_callback"
     }
 
     fn email(subject: &str) -> TicketFacts {
-        TicketFacts { subject: subject.to_owned(), ..TicketFacts::new(Channel::Email) }
+        TicketFacts {
+            subject: subject.to_owned(),
+            ..TicketFacts::new(Channel::Email)
+        }
     }
 
     #[test]
@@ -856,7 +1027,10 @@ sla_policy = "phone_callback"
 
         let d = rs.evaluate(&TicketFacts::new(Channel::Counter));
         assert_eq!(d.rule, "default");
-        assert_eq!((d.tier, d.sla_policy.as_str()), (Tier::FrontOffice, "general"));
+        assert_eq!(
+            (d.tier, d.sla_policy.as_str()),
+            (Tier::FrontOffice, "general")
+        );
     }
 
     #[test]
@@ -881,7 +1055,10 @@ sla_policy = "phone_callback"
         let mut f = TicketFacts::new(Channel::Web);
         f.body = "Sono SENZA   CASA da lunedì".into();
         assert_eq!(rs.evaluate(&f).rule, "eviction");
-        assert_eq!(rs.evaluate(&email("Ricorsi contro l'esito")).rule, "eviction");
+        assert_eq!(
+            rs.evaluate(&email("Ricorsi contro l'esito")).rule,
+            "eviction"
+        );
         assert_eq!(rs.evaluate(&email("casa senza")).rule, "default");
     }
 
@@ -890,7 +1067,11 @@ sla_policy = "phone_callback"
         let rs = set();
         let mut f = email("hello");
         f.language = Some("en-GB".into());
-        assert_eq!(rs.evaluate(&f).rule, "default", "language alone is not enough");
+        assert_eq!(
+            rs.evaluate(&f).rule,
+            "default",
+            "language alone is not enough"
+        );
         f.citizen_flags = vec!["tourist".into()];
         let d = rs.evaluate(&f);
         assert_eq!(d.rule, "english");
@@ -906,14 +1087,36 @@ sla_policy = "phone_callback"
         assert_eq!(e.decision.rule, "phone");
         assert_eq!(e.decision.sla_policy, "phone_callback");
         let names: Vec<&str> = e.tried.iter().map(|t| t.rule.as_str()).collect();
-        assert_eq!(names, ["complaints", "inps", "eviction", "english", "phone"]);
+        assert_eq!(
+            names,
+            ["complaints", "inps", "eviction", "english", "phone"]
+        );
         assert!(e.tried.last().unwrap().matched);
         let inps = &e.tried[1];
-        assert_eq!(inps.mismatches.len(), 2, "channel and sender both fail: {:?}", inps.mismatches);
-        assert!(matches!(inps.mismatches[0], Mismatch::Channel { actual: Channel::Phone, .. }));
+        assert_eq!(
+            inps.mismatches.len(),
+            2,
+            "channel and sender both fail: {:?}",
+            inps.mismatches
+        );
+        assert!(matches!(
+            inps.mismatches[0],
+            Mismatch::Channel {
+                actual: Channel::Phone,
+                ..
+            }
+        ));
         let english = &e.tried[3].mismatches;
-        assert!(english.iter().any(|m| matches!(m, Mismatch::Language { actual: Some(l), .. } if l == "it")));
-        assert!(english[0].to_string().contains("lingua 'it'"), "{}", english[0]);
+        assert!(
+            english
+                .iter()
+                .any(|m| matches!(m, Mismatch::Language { actual: Some(l), .. } if l == "it"))
+        );
+        assert!(
+            english[0].to_string().contains("lingua 'it'"),
+            "{}",
+            english[0]
+        );
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["tried"][0]["mismatches"][0]["field"], "category");
         assert_eq!(json["decision"]["tier"], "front_office");
@@ -938,7 +1141,10 @@ sla_policy = "phone_callback"
         assert_eq!(again, rs, "{text}");
         let json = serde_json::to_string(&rs.to_doc()).unwrap();
         let doc: RuleSetDoc = serde_json::from_str(&json).unwrap();
-        assert_eq!(RuleSet::from_doc(&doc, &SlaPolicies::builtin()).unwrap(), rs);
+        assert_eq!(
+            RuleSet::from_doc(&doc, &SlaPolicies::builtin()).unwrap(),
+            rs
+        );
     }
 
     fn err_of(doc: &str) -> String {
@@ -950,28 +1156,68 @@ sla_policy = "phone_callback"
     #[test]
     fn validation_names_rule_and_field() {
         let cases = [
-            ("[[rules]]\nname = \"a\"\nwhen = { channel = \"fax\" }\nthen = {}", "rule 'a', field 'when.channel': unknown channel 'fax'"),
-            ("[[rules]]\nname = \"b\"\nthen = { tier = \"middle\" }", "rule 'b', field 'then.tier': unknown tier 'middle'"),
-            ("[[rules]]\nname = \"c\"\nthen = { priority = \"asap\" }", "rule 'c', field 'then.priority'"),
-            ("[[rules]]\nname = \"d\"\nthen = { sla_policy = \"gold\" }", "rule 'd', field 'then.sla_policy': unknown SLA policy 'gold'"),
-            ("[[rules]]\nname = \"e\"\nthen = { skills = { b2 = 6 } }", "rule 'e', field 'then.skills.b2': level 6 is out of range"),
-            ("[[rules]]\nname = \"f\"\nthen = { skills = { b2 = 0 } }", "then.skills.b2"),
-            ("[[rules]]\nname = \"  \"\nthen = {}", "rule #1 has an empty name"),
-            ("[[rules]]\nname = \"g\"\nwhen = { sender = \"nobody\" }\nthen = {}", "rule 'g', field 'when.sender'"),
-            ("[[rules]]\nname = \"h\"\nwhen = { keywords = [] }\nthen = {}", "rule 'h', field 'when.keywords': an empty list"),
-            ("[[rules]]\nname = \"i\"\nwhen = { language = \"italiano\" }\nthen = {}", "field 'when.language'"),
-            ("[[rules]]\nname = \"j\"\nwhen = { chanel = \"email\" }\nthen = {}", "unknown field `chanel`"),
+            (
+                "[[rules]]\nname = \"a\"\nwhen = { channel = \"fax\" }\nthen = {}",
+                "rule 'a', field 'when.channel': unknown channel 'fax'",
+            ),
+            (
+                "[[rules]]\nname = \"b\"\nthen = { tier = \"middle\" }",
+                "rule 'b', field 'then.tier': unknown tier 'middle'",
+            ),
+            (
+                "[[rules]]\nname = \"c\"\nthen = { priority = \"asap\" }",
+                "rule 'c', field 'then.priority'",
+            ),
+            (
+                "[[rules]]\nname = \"d\"\nthen = { sla_policy = \"gold\" }",
+                "rule 'd', field 'then.sla_policy': unknown SLA policy 'gold'",
+            ),
+            (
+                "[[rules]]\nname = \"e\"\nthen = { skills = { b2 = 6 } }",
+                "rule 'e', field 'then.skills.b2': level 6 is out of range",
+            ),
+            (
+                "[[rules]]\nname = \"f\"\nthen = { skills = { b2 = 0 } }",
+                "then.skills.b2",
+            ),
+            (
+                "[[rules]]\nname = \"  \"\nthen = {}",
+                "rule #1 has an empty name",
+            ),
+            (
+                "[[rules]]\nname = \"g\"\nwhen = { sender = \"nobody\" }\nthen = {}",
+                "rule 'g', field 'when.sender'",
+            ),
+            (
+                "[[rules]]\nname = \"h\"\nwhen = { keywords = [] }\nthen = {}",
+                "rule 'h', field 'when.keywords': an empty list",
+            ),
+            (
+                "[[rules]]\nname = \"i\"\nwhen = { language = \"italiano\" }\nthen = {}",
+                "field 'when.language'",
+            ),
+            (
+                "[[rules]]\nname = \"j\"\nwhen = { chanel = \"email\" }\nthen = {}",
+                "unknown field `chanel`",
+            ),
             ("[[rules]]\nname = \"default\"\nthen = {}", "reserved"),
         ];
         for (rules, want) in cases {
             let got = err_of(&format!("{HEAD}{rules}"));
             assert!(got.contains(want), "want {want:?} in {got:?}");
         }
-        let dup = format!("{HEAD}[[rules]]\nname = \"x\"\nthen = {{}}\n[[rules]]\nname = \"X\"\nwhen = {{ channel = \"email\" }}\nthen = {{}}");
+        let dup = format!(
+            "{HEAD}[[rules]]\nname = \"x\"\nthen = {{}}\n[[rules]]\nname = \"X\"\nwhen = {{ channel = \"email\" }}\nthen = {{}}"
+        );
         assert!(err_of(&dup).contains("two rules are named 'X'"));
-        let unreachable = format!("{HEAD}[[rules]]\nname = \"all\"\nthen = {{}}\n[[rules]]\nname = \"late\"\nwhen = {{ channel = \"email\" }}\nthen = {{}}");
+        let unreachable = format!(
+            "{HEAD}[[rules]]\nname = \"all\"\nthen = {{}}\n[[rules]]\nname = \"late\"\nwhen = {{ channel = \"email\" }}\nthen = {{}}"
+        );
         assert!(err_of(&unreachable).contains("rule 'late' can never match: rule 'all'"));
-        assert_eq!(RuleSet::from_toml("[[rules]]\nname = \"a\"\nthen = {}"), Err(RuleError::MissingDefault));
+        assert_eq!(
+            RuleSet::from_toml("[[rules]]\nname = \"a\"\nthen = {}"),
+            Err(RuleError::MissingDefault)
+        );
         assert!(err_of("[default]\ntier = \"front_office\"").contains("default.sla_policy"));
     }
 
@@ -984,6 +1230,9 @@ sla_policy = "phone_callback"
         assert!(err_of(&doc).contains("field 'default.sla_policy': unknown SLA policy 'general'"));
         let doc = doc.replace("\"general\"", "\"gold\"");
         // ... and once it refers to `gold` everything is accepted.
-        assert_eq!(RuleSet::from_toml(&doc).unwrap().referenced_policies(), ["gold"]);
+        assert_eq!(
+            RuleSet::from_toml(&doc).unwrap().referenced_policies(),
+            ["gold"]
+        );
     }
 }

@@ -59,7 +59,8 @@ pub fn service_level(agents: u32, traffic: f64, aht_secs: f64, target_secs: f64)
     if traffic >= n || aht_secs <= 0.0 {
         return 0.0;
     }
-    (1.0 - erlang_c(agents, traffic) * (-(n - traffic) * target_secs / aht_secs).exp()).clamp(0.0, 1.0)
+    (1.0 - erlang_c(agents, traffic) * (-(n - traffic) * target_secs / aht_secs).exp())
+        .clamp(0.0, 1.0)
 }
 
 /// Average speed of answer (mean wait over all calls), by Erlang C; infinite when unstable.
@@ -96,11 +97,19 @@ pub enum StaffingError {
     #[error("staffing file is not valid TOML: {0}")]
     Syntax(String),
     #[error("{place}, field '{field}': {message}")]
-    Invalid { place: String, field: String, message: String },
+    Invalid {
+        place: String,
+        field: String,
+        message: String,
+    },
 }
 
 fn bad(place: &str, field: &str, message: impl Into<String>) -> StaffingError {
-    StaffingError::Invalid { place: place.to_owned(), field: field.to_owned(), message: message.into() }
+    StaffingError::Invalid {
+        place: place.to_owned(),
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// A handling-time distribution.
@@ -115,7 +124,9 @@ pub enum Handling {
 impl Handling {
     pub fn mean(&self) -> f64 {
         match *self {
-            Handling::Exponential { mean_seconds } | Handling::Lognormal { mean_seconds, .. } => mean_seconds,
+            Handling::Exponential { mean_seconds } | Handling::Lognormal { mean_seconds, .. } => {
+                mean_seconds
+            }
             Handling::Fixed { seconds } => seconds,
         }
     }
@@ -123,7 +134,10 @@ impl Handling {
     fn sample(&self, rng: &mut SplitMix64) -> f64 {
         match *self {
             Handling::Exponential { mean_seconds } => rng.exponential(mean_seconds),
-            Handling::Lognormal { mean_seconds, sd_seconds } => {
+            Handling::Lognormal {
+                mean_seconds,
+                sd_seconds,
+            } => {
                 let s2 = (1.0 + (sd_seconds / mean_seconds).powi(2)).ln();
                 (mean_seconds.ln() - s2 / 2.0 + s2.sqrt() * rng.normal()).exp()
             }
@@ -135,10 +149,21 @@ impl Handling {
         let ok = |v: f64| v.is_finite() && v > 0.0 && v <= 30.0 * 86_400.0;
         let fine = match *self {
             Handling::Exponential { mean_seconds } => ok(mean_seconds),
-            Handling::Lognormal { mean_seconds, sd_seconds } => ok(mean_seconds) && ok(sd_seconds),
+            Handling::Lognormal {
+                mean_seconds,
+                sd_seconds,
+            } => ok(mean_seconds) && ok(sd_seconds),
             Handling::Fixed { seconds } => ok(seconds),
         };
-        if fine { Ok(()) } else { Err(bad(place, "handling", "times must be positive and at most 30 days")) }
+        if fine {
+            Ok(())
+        } else {
+            Err(bad(
+                place,
+                "handling",
+                "times must be positive and at most 30 days",
+            ))
+        }
     }
 }
 
@@ -276,12 +301,22 @@ fn hourly<T: Copy + Default>(
     for (i, b) in blocks.iter().enumerate() {
         let f = format!("{field}[{}]", i + 1);
         if b.from >= b.to || b.to > 24 {
-            return Err(bad(place, &f, format!("hours {}..{} must satisfy 0 <= from < to <= 24", b.from, b.to)));
+            return Err(bad(
+                place,
+                &f,
+                format!(
+                    "hours {}..{} must satisfy 0 <= from < to <= 24",
+                    b.from, b.to
+                ),
+            ));
         }
         let v = value(b).ok_or_else(|| bad(place, &f, "missing or invalid value"))?;
         let mut on = Vec::new();
         for d in &b.days {
-            on.push(weekday(d).ok_or_else(|| bad(place, &f, format!("'{d}' is not a day (mon, tue, ...)")))?);
+            on.push(
+                weekday(d)
+                    .ok_or_else(|| bad(place, &f, format!("'{d}' is not a day (mon, tue, ...)")))?,
+            );
         }
         for (di, day) in days.iter().enumerate() {
             if on.is_empty() || on.contains(day) {
@@ -297,7 +332,8 @@ fn hourly<T: Copy + Default>(
 impl Staffing {
     /// Parses and validates a staffing file.
     pub fn from_toml(text: &str) -> Result<Staffing, StaffingError> {
-        let doc: StaffingDoc = toml::from_str(text).map_err(|e| StaffingError::Syntax(e.to_string()))?;
+        let doc: StaffingDoc =
+            toml::from_str(text).map_err(|e| StaffingError::Syntax(e.to_string()))?;
         Staffing::from_doc(&doc)
     }
 
@@ -305,12 +341,19 @@ impl Staffing {
     pub fn from_doc(doc: &StaffingDoc) -> Result<Staffing, StaffingError> {
         let mut days = Vec::new();
         for d in &doc.days {
-            days.push(weekday(d).ok_or_else(|| bad("file", "days", format!("'{d}' is not a day (mon, tue, ...)")))?);
+            days.push(weekday(d).ok_or_else(|| {
+                bad(
+                    "file",
+                    "days",
+                    format!("'{d}' is not a day (mon, tue, ...)"),
+                )
+            })?);
         }
         if days.is_empty() || days.len() > 14 {
             return Err(bad("file", "days", "simulate between 1 and 14 days"));
         }
-        let policy = AssignmentPolicy::from_doc(&doc.assignment).map_err(|e| bad("assignment", "-", e.to_string()))?;
+        let policy = AssignmentPolicy::from_doc(&doc.assignment)
+            .map_err(|e| bad("assignment", "-", e.to_string()))?;
         if doc.streams.is_empty() {
             return Err(bad("file", "streams", "add at least one [[streams]]"));
         }
@@ -320,25 +363,38 @@ impl Staffing {
         let mut streams = Vec::new();
         for s in &doc.streams {
             let place = format!("stream '{}'", s.name);
-            let channel = Channel::parse(&s.channel).map_err(|e| bad(&place, "channel", e.to_string()))?;
+            let channel =
+                Channel::parse(&s.channel).map_err(|e| bad(&place, "channel", e.to_string()))?;
             let tier = Tier::parse(&s.tier).map_err(|e| bad(&place, "tier", e.to_string()))?;
             let priority = match &s.priority {
                 None => Priority::Normal,
-                Some(p) => Priority::parse(p).map_err(|e| bad(&place, "priority", e.to_string()))?,
+                Some(p) => {
+                    Priority::parse(p).map_err(|e| bad(&place, "priority", e.to_string()))?
+                }
             };
-            let targets: Vec<f64> = [(s.target_seconds, 1.0), (s.target_minutes, 60.0), (s.target_hours, HOUR)]
-                .iter()
-                .filter_map(|(v, m)| v.map(|v| v * m))
-                .collect();
+            let targets: Vec<f64> = [
+                (s.target_seconds, 1.0),
+                (s.target_minutes, 60.0),
+                (s.target_hours, HOUR),
+            ]
+            .iter()
+            .filter_map(|(v, m)| v.map(|v| v * m))
+            .collect();
             let target = match targets.as_slice() {
                 [t] if t.is_finite() && *t >= 0.0 => *t,
                 [_] => return Err(bad(&place, "target", "the target must be zero or more")),
-                _ => return Err(bad(&place, "target", "give exactly one of target_seconds, target_minutes, target_hours")),
-            };
-            if let Some(p) = s.patience_seconds {
-                if !(p.is_finite() && p > 0.0) {
-                    return Err(bad(&place, "patience_seconds", "must be positive"));
+                _ => {
+                    return Err(bad(
+                        &place,
+                        "target",
+                        "give exactly one of target_seconds, target_minutes, target_hours",
+                    ));
                 }
+            };
+            if let Some(p) = s.patience_seconds
+                && !(p.is_finite() && p > 0.0)
+            {
+                return Err(bad(&place, "patience_seconds", "must be positive"));
             }
             s.handling.validate(&place)?;
             for (k, l) in &s.skills {
@@ -347,7 +403,8 @@ impl Staffing {
                 }
             }
             let rates = hourly(&days, &s.arrivals, &place, "arrivals", |b| {
-                b.per_hour.filter(|r| r.is_finite() && *r >= 0.0 && *r <= 100_000.0)
+                b.per_hour
+                    .filter(|r| r.is_finite() && *r >= 0.0 && *r <= 100_000.0)
             })?;
             streams.push(Stream {
                 name: s.name.clone(),
@@ -382,7 +439,9 @@ impl Staffing {
             if !(t.wrap_up_seconds.is_finite() && t.wrap_up_seconds >= 0.0) {
                 return Err(bad(&place, "wrap_up_seconds", "must be zero or more"));
             }
-            let staff = hourly(&days, &t.staff, &place, "staff", |b| b.agents.filter(|a| *a <= 10_000))?;
+            let staff = hourly(&days, &t.staff, &place, "staff", |b| {
+                b.agents.filter(|a| *a <= 10_000)
+            })?;
             teams.push(Team {
                 name: t.name.clone(),
                 tiers,
@@ -392,7 +451,13 @@ impl Staffing {
                 staff,
             });
         }
-        Ok(Staffing { seed: doc.seed, days, policy, streams, teams })
+        Ok(Staffing {
+            seed: doc.seed,
+            days,
+            policy,
+            streams,
+            teams,
+        })
     }
 }
 
@@ -564,7 +629,11 @@ struct Sim<'a> {
 impl Sim<'_> {
     fn push(&mut self, at: f64, ev: Ev) {
         self.seq += 1;
-        self.heap.push(Event { at, seq: self.seq, ev });
+        self.heap.push(Event {
+            at,
+            seq: self.seq,
+            ev,
+        });
     }
 
     fn instant(&self, t: f64) -> DateTime<Utc> {
@@ -574,7 +643,10 @@ impl Sim<'_> {
     fn staff_at(&self, team: usize, t: f64) -> u32 {
         let day = (t / DAY).floor() as usize;
         let hour = ((t - day as f64 * DAY) / HOUR).floor() as usize;
-        self.cfg.teams[team].staff.get(day).map_or(0, |d| d[hour.min(23)])
+        self.cfg.teams[team]
+            .staff
+            .get(day)
+            .map_or(0, |d| d[hour.min(23)])
     }
 
     fn set_shifts(&mut self, t: f64) {
@@ -672,7 +744,11 @@ impl Sim<'_> {
                             break;
                         }
                         self.seq += 1;
-                        self.heap.push(Event { at: t, seq: self.seq, ev: Ev::Arrival { stream: si } });
+                        self.heap.push(Event {
+                            at: t,
+                            seq: self.seq,
+                            ev: Ev::Arrival { stream: si },
+                        });
                     }
                 }
             }
@@ -688,7 +764,12 @@ impl Sim<'_> {
                 Ev::Hour => self.set_shifts(t),
                 Ev::Arrival { stream } => {
                     let idx = self.items.len();
-                    self.items.push(Item { stream, arrival: t, started: None, abandoned_at: None });
+                    self.items.push(Item {
+                        stream,
+                        arrival: t,
+                        started: None,
+                        abandoned_at: None,
+                    });
                     self.waiting.push(idx);
                     if let Some(p) = self.cfg.streams[stream].patience {
                         let d = self.rng.exponential(p);
@@ -735,7 +816,10 @@ impl Sim<'_> {
     }
 
     fn stats(&self, items: &[&Item], horizon: f64) -> QueueStats {
-        let mut s = QueueStats { offered: items.len() as u64, ..QueueStats::default() };
+        let mut s = QueueStats {
+            offered: items.len() as u64,
+            ..QueueStats::default()
+        };
         let mut waits = Vec::new();
         let mut counted = 0u64;
         for it in items {
@@ -769,9 +853,14 @@ impl Sim<'_> {
                 }
             }
         }
-        s.sla_attainment = if counted == 0 { 1.0 } else { s.answered_within_target as f64 / counted as f64 };
+        s.sla_attainment = if counted == 0 {
+            1.0
+        } else {
+            s.answered_within_target as f64 / counted as f64
+        };
         if !waits.is_empty() {
-            s.waited_share = waits.iter().filter(|w| **w > 1e-9).count() as f64 / waits.len() as f64;
+            s.waited_share =
+                waits.iter().filter(|w| **w > 1e-9).count() as f64 / waits.len() as f64;
             s.mean_wait_seconds = waits.iter().sum::<f64>() / waits.len() as f64;
             waits.sort_by(f64::total_cmp);
             let idx = ((waits.len() as f64 * 0.9).ceil() as usize).clamp(1, waits.len()) - 1;
@@ -797,9 +886,16 @@ impl Sim<'_> {
         let cfg = self.cfg;
         let tiers = Tier::ALL
             .iter()
-            .filter(|t| cfg.streams.iter().any(|s| s.tier == **t) || cfg.teams.iter().any(|m| m.tiers[0] == **t))
+            .filter(|t| {
+                cfg.streams.iter().any(|s| s.tier == **t)
+                    || cfg.teams.iter().any(|m| m.tiers[0] == **t)
+            })
             .map(|t| {
-                let items: Vec<&Item> = self.items.iter().filter(|i| cfg.streams[i.stream].tier == *t).collect();
+                let items: Vec<&Item> = self
+                    .items
+                    .iter()
+                    .filter(|i| cfg.streams[i.stream].tier == *t)
+                    .collect();
                 TierReport {
                     tier: *t,
                     queue: self.stats(&items, horizon),
@@ -826,7 +922,10 @@ impl Sim<'_> {
             .teams
             .iter()
             .enumerate()
-            .map(|(ti, t)| TeamReport { name: t.name.clone(), occupancy: self.occupancy(|team| team == ti) })
+            .map(|(ti, t)| TeamReport {
+                name: t.name.clone(),
+                occupancy: self.occupancy(|team| team == ti),
+            })
             .collect();
         SimReport {
             days: cfg.days.iter().map(|d| day_name(*d).to_owned()).collect(),
@@ -841,7 +940,12 @@ impl Sim<'_> {
     fn erlang_checks(&self) -> Vec<ErlangCheck> {
         let cfg = self.cfg;
         let mut out = Vec::new();
-        for (si, s) in cfg.streams.iter().enumerate().filter(|(_, s)| s.channel == Channel::Phone) {
+        for (si, s) in cfg
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.channel == Channel::Phone)
+        {
             let aht = s.handling.mean();
             for (d, rates) in s.rates.iter().enumerate() {
                 for (h, rate) in rates.iter().enumerate() {
@@ -851,7 +955,10 @@ impl Sim<'_> {
                     let agents: u32 = cfg
                         .teams
                         .iter()
-                        .filter(|t| t.tiers.contains(&s.tier) && t.capacity.get(&Channel::Phone).is_some_and(|c| *c > 0))
+                        .filter(|t| {
+                            t.tiers.contains(&s.tier)
+                                && t.capacity.get(&Channel::Phone).is_some_and(|c| *c > 0)
+                        })
                         .map(|t| t.staff[d][h])
                         .sum();
                     let traffic = rate * aht / HOUR;
@@ -859,10 +966,15 @@ impl Sim<'_> {
                     let calls: Vec<&Item> = self
                         .items
                         .iter()
-                        .filter(|i| i.stream == si && i.arrival >= start && i.arrival < start + HOUR)
+                        .filter(|i| {
+                            i.stream == si && i.arrival >= start && i.arrival < start + HOUR
+                        })
                         .collect();
                     let simulated = (!calls.is_empty()).then(|| {
-                        let ok = calls.iter().filter(|i| i.started.is_some_and(|st| st - i.arrival <= s.target)).count();
+                        let ok = calls
+                            .iter()
+                            .filter(|i| i.started.is_some_and(|st| st - i.arrival <= s.target))
+                            .count();
                         ok as f64 / calls.len() as f64
                     });
                     out.push(ErlangCheck {
@@ -900,7 +1012,13 @@ fn day_name(d: Weekday) -> &'static str {
 pub fn simulate(cfg: &Staffing) -> SimReport {
     let mut agents = Vec::new();
     for (ti, t) in cfg.teams.iter().enumerate() {
-        let most = t.staff.iter().flat_map(|d| d.iter()).copied().max().unwrap_or(0);
+        let most = t
+            .staff
+            .iter()
+            .flat_map(|d| d.iter())
+            .copied()
+            .max()
+            .unwrap_or(0);
         for rank in 0..most {
             agents.push(Agent {
                 team: ti,
@@ -925,7 +1043,10 @@ pub fn simulate(cfg: &Staffing) -> SimReport {
         waiting: Vec::new(),
         agents,
         // A Monday; only differences between instants matter.
-        base: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default(),
+        base: Utc
+            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default(),
     };
     sim.run()
 }
@@ -944,12 +1065,25 @@ impl SimReport {
     /// The results as a plain-text table (Italian headings, for supervisors).
     pub fn render_table(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "Simulazione: giorni {} (seme {})", self.days.join(", "), self.seed);
+        let _ = writeln!(
+            o,
+            "Simulazione: giorni {} (seme {})",
+            self.days.join(", "),
+            self.seed
+        );
         let _ = writeln!(o);
         let _ = writeln!(
             o,
             "{:<22} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10} {:>9}",
-            "coda", "arrivi", "gestiti", "abband.", "inevasi", "SLA", "attesa m.", "attesa p90", "occupaz."
+            "coda",
+            "arrivi",
+            "gestiti",
+            "abband.",
+            "inevasi",
+            "SLA",
+            "attesa m.",
+            "attesa p90",
+            "occupaz."
         );
         for t in &self.tiers {
             let q = &t.queue;
@@ -996,11 +1130,22 @@ impl SimReport {
         }
         if !self.erlang.is_empty() {
             let _ = writeln!(o);
-            let _ = writeln!(o, "Telefono, confronto con Erlang C (livello di servizio entro l'obiettivo):");
+            let _ = writeln!(
+                o,
+                "Telefono, confronto con Erlang C (livello di servizio entro l'obiettivo):"
+            );
             let _ = writeln!(
                 o,
                 "{:<14} {:<4} {:>4} {:>9} {:>9} {:>9} {:>11} {:>11} {:>9}",
-                "flusso", "g.", "ora", "chiam./h", "operat.", "erlang", "previsto", "simulato", "per 80%"
+                "flusso",
+                "g.",
+                "ora",
+                "chiam./h",
+                "operat.",
+                "erlang",
+                "previsto",
+                "simulato",
+                "per 80%"
             );
             for e in &self.erlang {
                 let _ = writeln!(
@@ -1013,11 +1158,231 @@ impl SimReport {
                     e.agents,
                     e.traffic_erlangs,
                     e.predicted_service_level * 100.0,
-                    e.simulated_service_level.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0)),
+                    e.simulated_service_level
+                        .map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0)),
                     e.agents_for_80_percent
                 );
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erlang_formulas_match_hand_computed_cases() {
+        // M/M/1: a call waits with probability ρ.
+        assert!((erlang_c(1, 0.5) - 0.5).abs() < 1e-12);
+        // M/M/2 with 1 erlang: P0 = 1/3 and C = 1/3.
+        assert!((erlang_c(2, 1.0) - 1.0 / 3.0).abs() < 1e-12);
+        assert!((erlang_b(2, 1.0) - 0.2).abs() < 1e-12);
+        assert_eq!(erlang_c(3, 3.0), 1.0, "unstable queue: everybody waits");
+        assert_eq!(erlang_c(3, 0.0), 0.0);
+        // SL = 1 − C·e^(−(N−A)·t/AHT): M/M/1, ρ = 0.5, AHT 60 s, t = 60 s → 1 − 0.5/e.
+        let sl = service_level(1, 0.5, 60.0, 60.0);
+        assert!((sl - (1.0 - 0.5 * (-0.5f64).exp())).abs() < 1e-12, "{sl}");
+        assert!((average_speed_of_answer(1, 0.5, 60.0) - 60.0).abs() < 1e-9);
+        // Enough agents for 80% in 20 s at 10 erlangs, and one fewer is not enough.
+        let n = agents_needed(10.0, 180.0, 20.0, 0.8);
+        assert!(service_level(n, 10.0, 180.0, 20.0) >= 0.8);
+        assert!(service_level(n - 1, 10.0, 180.0, 20.0) < 0.8);
+        assert!(n > 10 && n < 20, "{n}");
+    }
+
+    fn mmc(agents: u32, per_hour: f64, aht: f64, days: usize) -> String {
+        let day_list: Vec<String> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][..days]
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect();
+        format!(
+            r#"
+days = [{}]
+seed = 11
+[[streams]]
+name = "calls"
+channel = "phone"
+tier = "front_office"
+target_seconds = 20
+handling = {{ distribution = "exponential", mean_seconds = {aht} }}
+arrivals = [{{ from = 0, to = 24, per_hour = {per_hour} }}]
+[[teams]]
+name = "agents"
+tiers = ["front_office"]
+capacity = {{ phone = 1 }}
+staff = [{{ from = 0, to = 24, agents = {agents} }}]
+"#,
+            day_list.join(", ")
+        )
+    }
+
+    #[test]
+    fn a_simulated_mmc_phone_queue_agrees_with_erlang_c() {
+        // 100 calls/h, 3 min each: 5 erlangs on 7 agents, a week around the clock, averaged
+        // over four seeds (a week's mean wait alone still varies by about ±10%).
+        let cfg = Staffing::from_toml(&mmc(7, 100.0, 180.0, 7)).unwrap();
+        let runs: Vec<SimReport> = (1..=4)
+            .map(|seed| {
+                simulate(&Staffing {
+                    seed,
+                    ..cfg.clone()
+                })
+            })
+            .collect();
+        let mean =
+            |f: &dyn Fn(&SimReport) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
+        for r in &runs {
+            let q = &r.streams[0].queue;
+            assert!(
+                (15_000..18_600).contains(&q.offered),
+                "about 16,800 calls a week: {}",
+                q.offered
+            );
+            assert_eq!(q.abandoned, 0);
+        }
+        let waited = mean(&|r| r.streams[0].queue.waited_share);
+        let sl = mean(&|r| r.streams[0].queue.sla_attainment);
+        let asa = mean(&|r| r.streams[0].queue.mean_wait_seconds);
+        let occ = mean(&|r| r.teams[0].occupancy.occupancy);
+        let predicted_wait = erlang_c(7, 5.0);
+        let predicted_sl = service_level(7, 5.0, 180.0, 20.0);
+        let predicted_asa = average_speed_of_answer(7, 5.0, 180.0);
+        assert!(
+            (waited - predicted_wait).abs() < 0.02,
+            "P(wait): simulated {waited} vs Erlang C {predicted_wait}"
+        );
+        assert!(
+            (sl - predicted_sl).abs() < 0.02,
+            "SL: simulated {sl} vs Erlang C {predicted_sl}"
+        );
+        assert!(
+            (asa - predicted_asa).abs() < 0.1 * predicted_asa,
+            "ASA: simulated {asa} vs Erlang C {predicted_asa}"
+        );
+        // Occupancy of an M/M/c queue is A/N.
+        assert!((occ - 5.0 / 7.0).abs() < 0.02, "occupancy {occ}");
+        let check = &runs[0].erlang[0];
+        assert_eq!((check.agents, check.hour), (7, 0));
+        assert!((check.traffic_erlangs - 5.0).abs() < 1e-9);
+        assert!((check.predicted_service_level - predicted_sl).abs() < 1e-12);
+    }
+
+    #[test]
+    fn more_operators_mean_shorter_waits() {
+        let few = simulate(&Staffing::from_toml(&mmc(6, 100.0, 180.0, 2)).unwrap());
+        let many = simulate(&Staffing::from_toml(&mmc(9, 100.0, 180.0, 2)).unwrap());
+        let (f, m) = (&few.tiers[0].queue, &many.tiers[0].queue);
+        assert!(m.mean_wait_seconds < f.mean_wait_seconds);
+        assert!(m.sla_attainment > f.sla_attainment);
+        assert!(many.tiers[0].occupancy.occupancy < few.tiers[0].occupancy.occupancy);
+    }
+
+    #[test]
+    fn the_example_staffing_file_runs_and_is_reproducible() {
+        let text = include_str!("../../../config/staffing.example.toml");
+        let cfg = Staffing::from_toml(text).unwrap();
+        assert_eq!(cfg.days.len(), 5);
+        let r = simulate(&cfg);
+        assert_eq!(r, simulate(&cfg), "same seed, same figures");
+        assert_eq!(r.tiers.len(), 2);
+        for t in &r.tiers {
+            assert!(t.queue.offered > 0, "{:?}", t.tier);
+            assert!((0.0..=1.0).contains(&t.queue.sla_attainment));
+            assert!((0.0..=1.0).contains(&t.occupancy.occupancy) && t.occupancy.occupancy > 0.0);
+            assert_eq!(
+                t.queue.offered,
+                t.queue.answered + t.queue.abandoned + t.queue.unserved
+            );
+        }
+        let phone = r
+            .streams
+            .iter()
+            .find(|s| s.channel == Channel::Phone)
+            .unwrap();
+        assert!(
+            phone.queue.abandoned > 0,
+            "callers with patience sometimes hang up"
+        );
+        // Monday morning has its own staffing and arrival rate.
+        let mon9 = r
+            .erlang
+            .iter()
+            .find(|e| e.day == "mon" && e.hour == 9)
+            .unwrap();
+        assert_eq!(
+            (mon9.agents, mon9.calls_per_hour),
+            (8, 70.0),
+            "the counter team takes no calls"
+        );
+        let table = r.render_table();
+        assert!(
+            table.contains("livello front_office") && table.contains("Erlang C"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["tiers"][0]["sla_attainment"].is_number());
+    }
+
+    #[test]
+    fn nobody_on_shift_leaves_everything_unserved() {
+        let text = mmc(0, 50.0, 60.0, 1);
+        let r = simulate(&Staffing::from_toml(&text).unwrap());
+        let q = &r.streams[0].queue;
+        assert_eq!(q.answered, 0);
+        assert_eq!(q.unserved, q.offered);
+        assert!(
+            q.sla_attainment < 0.05,
+            "only calls in the last 20 s are excused"
+        );
+    }
+
+    #[test]
+    fn staffing_errors_name_the_place_and_field() {
+        let good = mmc(2, 10.0, 60.0, 1);
+        for (from, to, want) in [
+            (
+                "days = [\"mon\"]",
+                "days = [\"someday\"]",
+                "field 'days': 'someday' is not a day",
+            ),
+            (
+                "channel = \"phone\"",
+                "channel = \"fax\"",
+                "stream 'calls', field 'channel'",
+            ),
+            (
+                "target_seconds = 20",
+                "target_seconds = 20\ntarget_minutes = 1",
+                "stream 'calls', field 'target'",
+            ),
+            (
+                "from = 0, to = 24, per_hour",
+                "from = 5, to = 3, per_hour",
+                "stream 'calls', field 'arrivals[1]'",
+            ),
+            (
+                "agents = 2",
+                "agents = 2, days = [\"xyz\"]",
+                "team 'agents', field 'staff[1]'",
+            ),
+            (
+                "capacity = { phone = 1 }",
+                "capacity = { phone = 1000 }",
+                "team 'agents', field 'capacity.phone'",
+            ),
+            (
+                "mean_seconds = 60",
+                "mean_seconds = -1",
+                "stream 'calls', field 'handling'",
+            ),
+        ] {
+            assert!(good.contains(from), "{from}");
+            let err = Staffing::from_toml(&good.replace(from, to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "want {want:?} in {err:?}");
+        }
     }
 }

@@ -29,11 +29,19 @@ pub enum SlaConfigError {
     #[error("no SLA policies are defined: add at least one [sla.policies.NAME] table")]
     NoPolicies,
     #[error("SLA policy '{policy}', field '{field}': {message}")]
-    Invalid { policy: String, field: String, message: String },
+    Invalid {
+        policy: String,
+        field: String,
+        message: String,
+    },
 }
 
 fn invalid(policy: &str, field: &str, message: impl Into<String>) -> SlaConfigError {
-    SlaConfigError::Invalid { policy: policy.to_owned(), field: field.to_owned(), message: message.into() }
+    SlaConfigError::Invalid {
+        policy: policy.to_owned(),
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// A target: how long a timer may run.
@@ -72,7 +80,12 @@ const MAX_BUSINESS_MINUTES: i64 = 366 * 24 * 60;
 const MAX_DAYS: i64 = 3660;
 
 impl Target {
-    fn parse(policy: &str, field: &str, d: &TargetDoc, durations_only: bool) -> Result<Target, SlaConfigError> {
+    fn parse(
+        policy: &str,
+        field: &str,
+        d: &TargetDoc,
+        durations_only: bool,
+    ) -> Result<Target, SlaConfigError> {
         let set = [
             d.business_minutes.is_some(),
             d.business_hours.is_some(),
@@ -86,45 +99,84 @@ impl Target {
             "business_minutes, business_hours, business_days, calendar_days or same_day"
         };
         if set.iter().filter(|b| **b).count() != 1 {
-            return Err(invalid(policy, field, format!("give exactly one of {keys}")));
+            return Err(invalid(
+                policy,
+                field,
+                format!("give exactly one of {keys}"),
+            ));
         }
         let range = |v: i64, lo: i64, hi: i64, unit: &str| {
             if (lo..=hi).contains(&v) {
                 Ok(v)
             } else {
-                Err(invalid(policy, field, format!("{v} {unit} is out of range ({lo}–{hi})")))
+                Err(invalid(
+                    policy,
+                    field,
+                    format!("{v} {unit} is out of range ({lo}–{hi})"),
+                ))
             }
         };
         if let Some(m) = d.business_minutes {
-            return Ok(Target::BusinessTime(Duration::minutes(range(m, 1, MAX_BUSINESS_MINUTES, "minutes")?)));
+            return Ok(Target::BusinessTime(Duration::minutes(range(
+                m,
+                1,
+                MAX_BUSINESS_MINUTES,
+                "minutes",
+            )?)));
         }
         if let Some(h) = d.business_hours {
-            return Ok(Target::BusinessTime(Duration::hours(range(h, 1, MAX_BUSINESS_MINUTES / 60, "hours")?)));
+            return Ok(Target::BusinessTime(Duration::hours(range(
+                h,
+                1,
+                MAX_BUSINESS_MINUTES / 60,
+                "hours",
+            )?)));
         }
         if durations_only {
             return Err(invalid(policy, field, format!("use {keys} here")));
         }
         if let Some(n) = d.business_days {
-            return Ok(Target::BusinessDays(range(n, 1, MAX_DAYS, "business days")? as u32));
+            return Ok(Target::BusinessDays(
+                range(n, 1, MAX_DAYS, "business days")? as u32,
+            ));
         }
         if let Some(n) = d.calendar_days {
-            return Ok(Target::CalendarDays(range(n, 1, MAX_DAYS, "calendar days")? as u32));
+            return Ok(Target::CalendarDays(
+                range(n, 1, MAX_DAYS, "calendar days")? as u32,
+            ));
         }
         match d.same_day {
             Some(true) => Ok(Target::SameDay),
-            _ => Err(invalid(policy, field, "same_day can only be true; remove the target instead")),
+            _ => Err(invalid(
+                policy,
+                field,
+                "same_day can only be true; remove the target instead",
+            )),
         }
     }
 
     fn to_doc(self) -> TargetDoc {
         match self {
-            Target::BusinessTime(d) if d.num_minutes() % 60 == 0 => {
-                TargetDoc { business_hours: Some(d.num_hours()), ..TargetDoc::default() }
-            }
-            Target::BusinessTime(d) => TargetDoc { business_minutes: Some(d.num_minutes()), ..TargetDoc::default() },
-            Target::SameDay => TargetDoc { same_day: Some(true), ..TargetDoc::default() },
-            Target::BusinessDays(n) => TargetDoc { business_days: Some(i64::from(n)), ..TargetDoc::default() },
-            Target::CalendarDays(n) => TargetDoc { calendar_days: Some(i64::from(n)), ..TargetDoc::default() },
+            Target::BusinessTime(d) if d.num_minutes() % 60 == 0 => TargetDoc {
+                business_hours: Some(d.num_hours()),
+                ..TargetDoc::default()
+            },
+            Target::BusinessTime(d) => TargetDoc {
+                business_minutes: Some(d.num_minutes()),
+                ..TargetDoc::default()
+            },
+            Target::SameDay => TargetDoc {
+                same_day: Some(true),
+                ..TargetDoc::default()
+            },
+            Target::BusinessDays(n) => TargetDoc {
+                business_days: Some(i64::from(n)),
+                ..TargetDoc::default()
+            },
+            Target::CalendarDays(n) => TargetDoc {
+                calendar_days: Some(i64::from(n)),
+                ..TargetDoc::default()
+            },
         }
     }
 }
@@ -213,7 +265,9 @@ impl SlaPolicy {
     pub fn from_doc(name: &str, d: &PolicyDoc) -> Result<SlaPolicy, SlaConfigError> {
         validate_slug(name).map_err(|e| invalid(name, "name", e.to_string()))?;
         let t = |field: &str, v: &Option<TargetDoc>| {
-            v.as_ref().map(|doc| Target::parse(name, field, doc, false)).transpose()
+            v.as_ref()
+                .map(|doc| Target::parse(name, field, doc, false))
+                .transpose()
         };
         let first_response = t("first_response", &d.first_response)?;
         let next_response = t("next_response", &d.next_response)?;
@@ -227,22 +281,47 @@ impl SlaPolicy {
         }
         let at_risk = match (d.at_risk_fraction, &d.at_risk_before) {
             (Some(_), Some(_)) => {
-                return Err(invalid(name, "at_risk_fraction", "give at_risk_fraction or at_risk_before, not both"));
+                return Err(invalid(
+                    name,
+                    "at_risk_fraction",
+                    "give at_risk_fraction or at_risk_before, not both",
+                ));
             }
             (Some(f), None) => {
                 if !(f > 0.0 && f < 1.0) {
-                    return Err(invalid(name, "at_risk_fraction", format!("{f} must be between 0 and 1 (exclusive)")));
+                    return Err(invalid(
+                        name,
+                        "at_risk_fraction",
+                        format!("{f} must be between 0 and 1 (exclusive)"),
+                    ));
                 }
                 AtRisk::Fraction(f)
             }
             (None, Some(b)) => match Target::parse(name, "at_risk_before", b, true)? {
                 Target::BusinessTime(d) => AtRisk::Before(d),
-                _ => return Err(invalid(name, "at_risk_before", "use business_minutes or business_hours")),
+                _ => {
+                    return Err(invalid(
+                        name,
+                        "at_risk_before",
+                        "use business_minutes or business_hours",
+                    ));
+                }
             },
             (None, None) => AtRisk::Fraction(DEFAULT_AT_RISK_FRACTION),
         };
-        let label = d.label.as_ref().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
-        Ok(SlaPolicy { name: name.to_owned(), label, first_response, next_response, resolution, at_risk })
+        let label = d
+            .label
+            .as_ref()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty());
+        Ok(SlaPolicy {
+            name: name.to_owned(),
+            label,
+            first_response,
+            next_response,
+            resolution,
+            at_risk,
+        })
     }
 
     /// The document form.
@@ -271,7 +350,8 @@ pub struct SlaPolicies {
 impl SlaPolicies {
     /// Reads the `[sla.policies.*]` tables of a TOML document (other tables are ignored).
     pub fn from_toml(text: &str) -> Result<SlaPolicies, SlaConfigError> {
-        let doc: SlaOnly = toml::from_str(text).map_err(|e| SlaConfigError::Syntax(e.to_string()))?;
+        let doc: SlaOnly =
+            toml::from_str(text).map_err(|e| SlaConfigError::Syntax(e.to_string()))?;
         SlaPolicies::from_doc(&doc.sla.unwrap_or_default())
     }
 
@@ -310,7 +390,13 @@ impl SlaPolicies {
 
     /// The `[sla]` table form.
     pub fn to_doc(&self) -> SlaDoc {
-        SlaDoc { policies: self.policies.iter().map(|(k, p)| (k.clone(), p.to_doc())).collect() }
+        SlaDoc {
+            policies: self
+                .policies
+                .iter()
+                .map(|(k, p)| (k.clone(), p.to_doc()))
+                .collect(),
+        }
     }
 }
 
@@ -386,7 +472,10 @@ impl Timer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlaError {
     #[error("SLA event at {at} is earlier than the previous one at {last}")]
-    OutOfOrder { at: DateTime<Utc>, last: DateTime<Utc> },
+    OutOfOrder {
+        at: DateTime<Utc>,
+        last: DateTime<Utc>,
+    },
     #[error("the SLA clock is already paused")]
     AlreadyPaused,
     #[error("the SLA clock is not paused")]
@@ -429,17 +518,25 @@ pub struct SlaSnapshot {
 }
 
 /// The deadline a target sets for a timer started at `s`, were it never paused.
-fn deadline_of(clock: &impl BusinessClock, target: Target, s: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn deadline_of(
+    clock: &impl BusinessClock,
+    target: Target,
+    s: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     match target {
         Target::BusinessTime(d) => add(clock, s, d),
-        Target::SameDay => clock.next_open_at(s).and_then(|o| clock.end_of_business_day(o)),
+        Target::SameDay => clock
+            .next_open_at(s)
+            .and_then(|o| clock.end_of_business_day(o)),
         Target::BusinessDays(n) => clock.add_business_days(s, n),
         Target::CalendarDays(n) => {
             let d = s + Duration::days(i64::from(n));
             if clock.is_open_at(d) {
                 Some(d)
             } else {
-                clock.next_open_at(d).and_then(|o| clock.end_of_business_day(o))
+                clock
+                    .next_open_at(d)
+                    .and_then(|o| clock.end_of_business_day(o))
             }
         }
     }
@@ -455,7 +552,11 @@ fn at_risk_budget(at_risk: AtRisk, budget: Duration) -> Duration {
 /// `a + d` in business time, where a zero budget lands on the next open instant rather than
 /// inside closed hours.
 fn add(clock: &impl BusinessClock, a: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
-    if d <= Duration::zero() { clock.next_open_at(a) } else { clock.add_business_time(a, d) }
+    if d <= Duration::zero() {
+        clock.next_open_at(a)
+    } else {
+        clock.add_business_time(a, d)
+    }
 }
 
 /// The intervals during which a timer started at `start` runs: `[start, ∞)` minus the pauses
@@ -488,7 +589,13 @@ fn active_intervals(
 }
 
 impl Timer {
-    fn new(kind: TimerKind, policy: &SlaPolicy, target: Target, at: DateTime<Utc>, clock: &impl BusinessClock) -> Timer {
+    fn new(
+        kind: TimerKind,
+        policy: &SlaPolicy,
+        target: Target,
+        at: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Timer {
         let deadline = deadline_of(clock, target, at);
         let budget = match target {
             Target::BusinessTime(d) => d,
@@ -570,22 +677,31 @@ impl SlaClock {
 
     fn check_order(&mut self, at: DateTime<Utc>) -> Result<(), SlaError> {
         if at < self.last_event_at {
-            return Err(SlaError::OutOfOrder { at, last: self.last_event_at });
+            return Err(SlaError::OutOfOrder {
+                at,
+                last: self.last_event_at,
+            });
         }
         self.last_event_at = at;
         Ok(())
     }
 
     fn timers_mut(&mut self) -> impl Iterator<Item = &mut Timer> {
-        [&mut self.first_response, &mut self.next_response, &mut self.resolution]
-            .into_iter()
-            .flatten()
-            .chain(self.history.iter_mut())
+        [
+            &mut self.first_response,
+            &mut self.next_response,
+            &mut self.resolution,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.history.iter_mut())
     }
 
     /// The current timers (first response, next response, resolution), those that exist.
     pub fn timers(&self) -> impl Iterator<Item = &Timer> {
-        [&self.first_response, &self.next_response, &self.resolution].into_iter().flatten()
+        [&self.first_response, &self.next_response, &self.resolution]
+            .into_iter()
+            .flatten()
     }
 
     /// Finished next-response timers, oldest first.
@@ -620,7 +736,11 @@ impl SlaClock {
                 t
             })
         };
-        self.first_response = mk(TimerKind::FirstResponse, self.first_stopped_at, self.started_at);
+        self.first_response = mk(
+            TimerKind::FirstResponse,
+            self.first_stopped_at,
+            self.started_at,
+        );
         self.resolution = mk(TimerKind::Resolution, self.resolved_at, self.started_at);
         self.next_response = self
             .next_response
@@ -662,13 +782,21 @@ impl SlaClock {
             return Err(SlaError::AlreadyResolved);
         }
         self.check_order(at)?;
-        self.pauses.push(Pause { from: at, to: None, reason: PauseReason::WaitingCitizen });
+        self.pauses.push(Pause {
+            from: at,
+            to: None,
+            reason: PauseReason::WaitingCitizen,
+        });
         self.replay_all(clock);
         Ok(())
     }
 
     /// The citizen answered (or the wait ended otherwise): the clock runs again.
-    pub fn resume(&mut self, at: DateTime<Utc>, clock: &impl BusinessClock) -> Result<(), SlaError> {
+    pub fn resume(
+        &mut self,
+        at: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Result<(), SlaError> {
         let at = at.trunc_subsecs(0);
         if !self.is_paused() {
             return Err(SlaError::NotPaused);
@@ -683,7 +811,11 @@ impl SlaClock {
 
     /// An operator replied to the citizen: stops the first-response timer the first time,
     /// and the running next-response timer.
-    pub fn responded(&mut self, at: DateTime<Utc>, clock: &impl BusinessClock) -> Result<(), SlaError> {
+    pub fn responded(
+        &mut self,
+        at: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Result<(), SlaError> {
         let at = at.trunc_subsecs(0);
         self.check_order(at)?;
         if self.first_responded_at.is_none() {
@@ -705,20 +837,36 @@ impl SlaClock {
 
     /// The citizen wrote again: once the first reply has been sent, this starts a
     /// next-response timer (unless one is already running).
-    pub fn citizen_wrote(&mut self, at: DateTime<Utc>, clock: &impl BusinessClock) -> Result<(), SlaError> {
+    pub fn citizen_wrote(
+        &mut self,
+        at: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Result<(), SlaError> {
         let at = at.trunc_subsecs(0);
         self.check_order(at)?;
-        if self.first_responded_at.is_some() && self.next_response.is_none() && self.resolved_at.is_none() {
-            if let Some(target) = self.policy.next_response {
-                self.next_response = Some(Timer::new(TimerKind::NextResponse, &self.policy, target, at, clock));
-                self.replay_all(clock);
-            }
+        if self.first_responded_at.is_some()
+            && self.next_response.is_none()
+            && self.resolved_at.is_none()
+            && let Some(target) = self.policy.next_response
+        {
+            self.next_response = Some(Timer::new(
+                TimerKind::NextResponse,
+                &self.policy,
+                target,
+                at,
+                clock,
+            ));
+            self.replay_all(clock);
         }
         Ok(())
     }
 
     /// The ticket was resolved: every timer stops (a running pause ends here).
-    pub fn resolved(&mut self, at: DateTime<Utc>, clock: &impl BusinessClock) -> Result<(), SlaError> {
+    pub fn resolved(
+        &mut self,
+        at: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Result<(), SlaError> {
         let at = at.trunc_subsecs(0);
         if self.resolved_at.is_some() {
             return Err(SlaError::AlreadyResolved);
@@ -729,7 +877,10 @@ impl SlaClock {
         }
         self.resolved_at = Some(at);
         self.first_stopped_at.get_or_insert(at);
-        for t in [&mut self.first_response, &mut self.resolution].into_iter().flatten() {
+        for t in [&mut self.first_response, &mut self.resolution]
+            .into_iter()
+            .flatten()
+        {
             t.stopped_at.get_or_insert(at);
         }
         if let Some(mut t) = self.next_response.take() {
@@ -742,13 +893,21 @@ impl SlaClock {
 
     /// A resolved ticket was reopened: the resolution timer runs again, and the time it
     /// spent resolved is recorded as a pause so it never counts.
-    pub fn reopened(&mut self, at: DateTime<Utc>, clock: &impl BusinessClock) -> Result<(), SlaError> {
+    pub fn reopened(
+        &mut self,
+        at: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Result<(), SlaError> {
         let at = at.trunc_subsecs(0);
         let Some(resolved_at) = self.resolved_at else {
             return Err(SlaError::NotResolved);
         };
         self.check_order(at)?;
-        self.pauses.push(Pause { from: resolved_at, to: Some(at), reason: PauseReason::Resolved });
+        self.pauses.push(Pause {
+            from: resolved_at,
+            to: Some(at),
+            reason: PauseReason::Resolved,
+        });
         self.resolved_at = None;
         if let Some(t) = self.resolution.as_mut() {
             t.stopped_at = None;
@@ -796,7 +955,13 @@ impl SlaClock {
             .filter(|i| *i >= now)
             .min()
             // The state flips just after the deadline (it is breached when now > due).
-            .map(|i| if self.timers().any(|t| t.due == Some(i)) { i + Duration::seconds(1) } else { i });
+            .map(|i| {
+                if self.timers().any(|t| t.due == Some(i)) {
+                    i + Duration::seconds(1)
+                } else {
+                    i
+                }
+            });
         SlaSnapshot {
             policy: self.policy.name.clone(),
             first_response_due: due(&self.first_response),
@@ -808,7 +973,12 @@ impl SlaClock {
     }
 
     /// Business time a timer has spent by `now`, pauses excluded.
-    pub fn spent(&self, kind: TimerKind, now: DateTime<Utc>, clock: &impl BusinessClock) -> Option<Duration> {
+    pub fn spent(
+        &self,
+        kind: TimerKind,
+        now: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Option<Duration> {
         let t = self.timer(kind)?;
         let end = t.stopped_at.map_or(now, |s| s.min(now));
         Some(
@@ -820,7 +990,12 @@ impl SlaClock {
     }
 
     /// Business time spent paused between `from` and `to`.
-    pub fn paused_between(&self, from: DateTime<Utc>, to: DateTime<Utc>, clock: &impl BusinessClock) -> Duration {
+    pub fn paused_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        clock: &impl BusinessClock,
+    ) -> Duration {
         self.pauses
             .iter()
             .map(|p| {
@@ -835,7 +1010,9 @@ impl SlaClock {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::BusinessTime(d) if d.num_minutes() % 60 == 0 => write!(f, "{} business hours", d.num_hours()),
+            Target::BusinessTime(d) if d.num_minutes() % 60 == 0 => {
+                write!(f, "{} business hours", d.num_hours())
+            }
             Target::BusinessTime(d) => write!(f, "{} business minutes", d.num_minutes()),
             Target::SameDay => f.write_str("same business day"),
             Target::BusinessDays(n) => write!(f, "{n} business days"),
@@ -855,7 +1032,8 @@ pub(crate) mod secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let v = i64::deserialize(d)?;
-        Duration::try_seconds(v).ok_or_else(|| serde::de::Error::custom(format!("{v} seconds is out of range")))
+        Duration::try_seconds(v)
+            .ok_or_else(|| serde::de::Error::custom(format!("{v} seconds is out of range")))
     }
 }
 
@@ -885,7 +1063,9 @@ mod tests {
     const MON: u32 = 2; // 2026-03-02 is a Monday.
 
     fn due_of(t: Target, start: DateTime<Utc>, clock: &OfficeClock) -> Option<DateTime<Utc>> {
-        SlaClock::start(&policy(Some(t), None), start, clock).snapshot(start).first_response_due
+        SlaClock::start(&policy(Some(t), None), start, clock)
+            .snapshot(start)
+            .first_response_due
     }
 
     #[test]
@@ -893,18 +1073,45 @@ mod tests {
         let c = OfficeClock::default();
         let mon10 = utc(2026, 3, MON, 10, 0);
         // 8 business hours: Monday 10–13 and 14–17:30 give 6.5 h, 1.5 h more on Tuesday.
-        assert_eq!(due_of(Target::BusinessTime(Duration::hours(8)), mon10, &c), Some(utc(2026, 3, 3, 10, 30)));
-        assert_eq!(due_of(Target::SameDay, mon10, &c), Some(utc(2026, 3, MON, 17, 30)));
+        assert_eq!(
+            due_of(Target::BusinessTime(Duration::hours(8)), mon10, &c),
+            Some(utc(2026, 3, 3, 10, 30))
+        );
+        assert_eq!(
+            due_of(Target::SameDay, mon10, &c),
+            Some(utc(2026, 3, MON, 17, 30))
+        );
         let sat = utc(2026, 3, 7, 11, 0);
-        assert_eq!(due_of(Target::SameDay, sat, &c), Some(utc(2026, 3, 9, 17, 30)), "counted from Monday");
-        assert_eq!(due_of(Target::BusinessDays(3), mon10, &c), Some(utc(2026, 3, 5, 10, 0)));
-        assert_eq!(due_of(Target::BusinessDays(1), sat, &c), Some(utc(2026, 3, 10, 9, 0)));
+        assert_eq!(
+            due_of(Target::SameDay, sat, &c),
+            Some(utc(2026, 3, 9, 17, 30)),
+            "counted from Monday"
+        );
+        assert_eq!(
+            due_of(Target::BusinessDays(3), mon10, &c),
+            Some(utc(2026, 3, 5, 10, 0))
+        );
+        assert_eq!(
+            due_of(Target::BusinessDays(1), sat, &c),
+            Some(utc(2026, 3, 10, 9, 0))
+        );
         // 30 calendar days land on Wednesday 1 April at 10:00, an open instant ...
-        assert_eq!(due_of(Target::CalendarDays(30), mon10, &c), Some(utc(2026, 4, 1, 10, 0)));
+        assert_eq!(
+            due_of(Target::CalendarDays(30), mon10, &c),
+            Some(utc(2026, 4, 1, 10, 0))
+        );
         // ... but from 20:00 they land after hours, so the term runs to the next day's close.
-        assert_eq!(due_of(Target::CalendarDays(30), utc(2026, 3, MON, 20, 0), &c), Some(utc(2026, 4, 2, 17, 30)));
-        let holiday = OfficeClock { holidays: vec![NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()] };
-        assert_eq!(due_of(Target::CalendarDays(30), mon10, &holiday), Some(utc(2026, 4, 2, 17, 30)));
+        assert_eq!(
+            due_of(Target::CalendarDays(30), utc(2026, 3, MON, 20, 0), &c),
+            Some(utc(2026, 4, 2, 17, 30))
+        );
+        let holiday = OfficeClock {
+            holidays: vec![NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()],
+        };
+        assert_eq!(
+            due_of(Target::CalendarDays(30), mon10, &holiday),
+            Some(utc(2026, 4, 2, 17, 30))
+        );
     }
 
     #[test]
@@ -914,13 +1121,23 @@ mod tests {
         // 75% of 8 h = 6 h of open time: Monday 17:00.
         assert_eq!(s.state(utc(2026, 3, MON, 16, 59)), SlaState::Ok);
         assert_eq!(s.state(utc(2026, 3, MON, 17, 0)), SlaState::AtRisk);
-        assert_eq!(s.state(utc(2026, 3, 3, 10, 30)), SlaState::AtRisk, "due instant itself is on time");
+        assert_eq!(
+            s.state(utc(2026, 3, 3, 10, 30)),
+            SlaState::AtRisk,
+            "due instant itself is on time"
+        );
         assert_eq!(s.state(utc(2026, 3, 3, 10, 31)), SlaState::Breached);
         let snap = s.snapshot(utc(2026, 3, MON, 12, 0));
         assert_eq!(snap.next_check_at, Some(utc(2026, 3, MON, 17, 0)));
         let snap = s.snapshot(utc(2026, 3, MON, 17, 5));
-        assert_eq!(snap.next_check_at, Some(utc(2026, 3, 3, 10, 30) + Duration::seconds(1)));
-        assert_eq!(s.state(utc(2026, 3, 3, 10, 30) + Duration::seconds(1)), SlaState::Breached);
+        assert_eq!(
+            snap.next_check_at,
+            Some(utc(2026, 3, 3, 10, 30) + Duration::seconds(1))
+        );
+        assert_eq!(
+            s.state(utc(2026, 3, 3, 10, 30) + Duration::seconds(1)),
+            SlaState::Breached
+        );
     }
 
     #[test]
@@ -928,14 +1145,27 @@ mod tests {
         let c = OfficeClock::default();
         let mut s = SlaClock::start(&policy(hours(8), None), utc(2026, 3, MON, 10, 0), &c);
         s.pause(utc(2026, 3, MON, 11, 0), &c).unwrap();
-        assert_eq!(s.state(utc(2026, 3, 4, 9, 0)), SlaState::Paused, "no breach while paused");
-        assert_eq!(s.snapshot(utc(2026, 3, MON, 12, 0)).first_response_due, None);
+        assert_eq!(
+            s.state(utc(2026, 3, 4, 9, 0)),
+            SlaState::Paused,
+            "no breach while paused"
+        );
+        assert_eq!(
+            s.snapshot(utc(2026, 3, MON, 12, 0)).first_response_due,
+            None
+        );
         s.resume(utc(2026, 3, 3, 11, 0), &c).unwrap();
         // 1 h spent before the pause, 7 h left from Tuesday 11:00: 5.5 h Tuesday, 1.5 h Wednesday.
-        assert_eq!(s.snapshot(utc(2026, 3, 3, 11, 0)).first_response_due, Some(utc(2026, 3, 4, 10, 30)));
+        assert_eq!(
+            s.snapshot(utc(2026, 3, 3, 11, 0)).first_response_due,
+            Some(utc(2026, 3, 4, 10, 30))
+        );
         assert_eq!(s.pauses().len(), 1);
         assert_eq!(s.pauses()[0].to, Some(utc(2026, 3, 3, 11, 0)));
-        assert_eq!(s.spent(TimerKind::FirstResponse, utc(2026, 3, 4, 10, 30), &c), Some(Duration::hours(8)));
+        assert_eq!(
+            s.spent(TimerKind::FirstResponse, utc(2026, 3, 4, 10, 30), &c),
+            Some(Duration::hours(8))
+        );
     }
 
     #[test]
@@ -944,7 +1174,10 @@ mod tests {
         let mut s = SlaClock::start(&policy(hours(2), None), utc(2026, 3, MON, 9, 0), &c);
         s.pause(utc(2026, 3, MON, 15, 0), &c).unwrap();
         assert_eq!(s.state(utc(2026, 3, MON, 16, 0)), SlaState::Breached);
-        assert_eq!(s.snapshot(utc(2026, 3, MON, 16, 0)).first_response_due, Some(utc(2026, 3, MON, 11, 0)));
+        assert_eq!(
+            s.snapshot(utc(2026, 3, MON, 16, 0)).first_response_due,
+            Some(utc(2026, 3, MON, 11, 0))
+        );
     }
 
     #[test]
@@ -952,14 +1185,24 @@ mod tests {
         let c = OfficeClock::default();
         let mut s = SlaClock::start(&policy(hours(2), hours(40)), utc(2026, 3, MON, 9, 0), &c);
         s.citizen_wrote(utc(2026, 3, MON, 9, 30), &c).unwrap();
-        assert!(s.timer(TimerKind::NextResponse).is_none(), "no next response before the first reply");
+        assert!(
+            s.timer(TimerKind::NextResponse).is_none(),
+            "no next response before the first reply"
+        );
         s.responded(utc(2026, 3, MON, 12, 0), &c).unwrap();
         let first = s.timer(TimerKind::FirstResponse).unwrap();
         assert!(first.was_late(), "due 11:00, replied 12:00");
-        assert_eq!(s.state(utc(2026, 3, MON, 12, 0)), SlaState::Ok, "only running timers make the state");
+        assert_eq!(
+            s.state(utc(2026, 3, MON, 12, 0)),
+            SlaState::Ok,
+            "only running timers make the state"
+        );
         s.citizen_wrote(utc(2026, 3, MON, 14, 0), &c).unwrap();
         // 4 h from 14:00: 3.5 h on Monday, 0.5 h on Tuesday.
-        assert_eq!(s.snapshot(utc(2026, 3, MON, 14, 0)).next_response_due, Some(utc(2026, 3, 3, 9, 30)));
+        assert_eq!(
+            s.snapshot(utc(2026, 3, MON, 14, 0)).next_response_due,
+            Some(utc(2026, 3, 3, 9, 30))
+        );
         s.responded(utc(2026, 3, MON, 15, 0), &c).unwrap();
         assert!(s.timer(TimerKind::NextResponse).is_none());
         assert_eq!(s.history().len(), 1);
@@ -971,11 +1214,17 @@ mod tests {
         let c = OfficeClock::default();
         let mut s = SlaClock::start(&policy(None, hours(8)), utc(2026, 3, MON, 9, 0), &c);
         s.resolved(utc(2026, 3, MON, 10, 0), &c).unwrap();
-        assert_eq!(s.resolved(utc(2026, 3, MON, 10, 0), &c), Err(SlaError::AlreadyResolved));
+        assert_eq!(
+            s.resolved(utc(2026, 3, MON, 10, 0), &c),
+            Err(SlaError::AlreadyResolved)
+        );
         s.reopened(utc(2026, 3, 4, 9, 0), &c).unwrap();
         assert_eq!(s.pauses()[0].reason, PauseReason::Resolved);
         // 1 h spent on Monday, 7 h left from Wednesday 09:00: 4 h + 3 h → 17:00.
-        assert_eq!(s.snapshot(utc(2026, 3, 4, 9, 0)).resolution_due, Some(utc(2026, 3, 4, 17, 0)));
+        assert_eq!(
+            s.snapshot(utc(2026, 3, 4, 9, 0)).resolution_due,
+            Some(utc(2026, 3, 4, 17, 0))
+        );
     }
 
     #[test]
@@ -989,7 +1238,10 @@ mod tests {
         s.apply_policy(&stricter, &c);
         assert_eq!(s.policy().name, "strict");
         // 1 h before the pause, 1 h left after it.
-        assert_eq!(s.snapshot(utc(2026, 3, 3, 11, 0)).first_response_due, Some(utc(2026, 3, 3, 12, 0)));
+        assert_eq!(
+            s.snapshot(utc(2026, 3, 3, 11, 0)).first_response_due,
+            Some(utc(2026, 3, 3, 12, 0))
+        );
         assert_eq!(s.snapshot(utc(2026, 3, 3, 11, 0)).policy, "strict");
         assert_eq!(s.pauses().len(), 1);
     }
@@ -998,17 +1250,30 @@ mod tests {
     fn events_must_come_in_order_and_alternate() {
         let c = OfficeClock::default();
         let mut s = SlaClock::start(&policy(hours(8), None), utc(2026, 3, MON, 10, 0), &c);
-        assert_eq!(s.resume(utc(2026, 3, MON, 11, 0), &c), Err(SlaError::NotPaused));
+        assert_eq!(
+            s.resume(utc(2026, 3, MON, 11, 0), &c),
+            Err(SlaError::NotPaused)
+        );
         s.pause(utc(2026, 3, MON, 11, 0), &c).unwrap();
-        assert_eq!(s.pause(utc(2026, 3, MON, 12, 0), &c), Err(SlaError::AlreadyPaused));
-        assert!(matches!(s.resume(utc(2026, 3, MON, 10, 30), &c), Err(SlaError::OutOfOrder { .. })));
+        assert_eq!(
+            s.pause(utc(2026, 3, MON, 12, 0), &c),
+            Err(SlaError::AlreadyPaused)
+        );
+        assert!(matches!(
+            s.resume(utc(2026, 3, MON, 10, 30), &c),
+            Err(SlaError::OutOfOrder { .. })
+        ));
         assert!(s.is_paused(), "a refused event changes nothing");
     }
 
     #[test]
     fn the_clock_survives_json_storage() {
         let c = OfficeClock::default();
-        let mut s = SlaClock::start(&policy(hours(8), Some(Target::CalendarDays(30))), utc(2026, 3, MON, 10, 0), &c);
+        let mut s = SlaClock::start(
+            &policy(hours(8), Some(Target::CalendarDays(30))),
+            utc(2026, 3, MON, 10, 0),
+            &c,
+        );
         s.pause(utc(2026, 3, MON, 11, 0), &c).unwrap();
         let json = serde_json::to_string(&s).unwrap();
         let back: SlaClock = serde_json::from_str(&json).unwrap();
@@ -1023,23 +1288,46 @@ mod tests {
         )
         .unwrap();
         let x = ok.get("x").unwrap();
-        assert_eq!(x.first_response, Some(Target::BusinessTime(Duration::minutes(90))));
+        assert_eq!(
+            x.first_response,
+            Some(Target::BusinessTime(Duration::minutes(90)))
+        );
         assert_eq!(x.resolution, Some(Target::SameDay));
         assert_eq!(x.at_risk, AtRisk::Before(Duration::hours(1)));
         assert_eq!(SlaPolicies::from_doc(&ok.to_doc()).unwrap(), ok);
         for (doc, want) in [
-            ("first_response = { business_hours = 1, business_days = 1 }", "policy 'y', field 'first_response': give exactly one"),
-            ("first_response = { business_days = 0 }", "field 'first_response': 0 business days is out of range"),
-            ("resolution = { same_day = false }", "field 'resolution': same_day can only be true"),
-            ("first_response = { business_hours = 1 }\nat_risk_fraction = 1.5", "field 'at_risk_fraction'"),
-            ("first_response = { business_hours = 1 }\nat_risk_before = { business_days = 1 }", "field 'at_risk_before'"),
+            (
+                "first_response = { business_hours = 1, business_days = 1 }",
+                "policy 'y', field 'first_response': give exactly one",
+            ),
+            (
+                "first_response = { business_days = 0 }",
+                "field 'first_response': 0 business days is out of range",
+            ),
+            (
+                "resolution = { same_day = false }",
+                "field 'resolution': same_day can only be true",
+            ),
+            (
+                "first_response = { business_hours = 1 }\nat_risk_fraction = 1.5",
+                "field 'at_risk_fraction'",
+            ),
+            (
+                "first_response = { business_hours = 1 }\nat_risk_before = { business_days = 1 }",
+                "field 'at_risk_before'",
+            ),
             ("label = \"nothing\"", "needs at least one of"),
             ("first_response = { weeks = 1 }", "unknown field `weeks`"),
         ] {
-            let err = SlaPolicies::from_toml(&format!("[sla.policies.y]\n{doc}")).unwrap_err().to_string();
+            let err = SlaPolicies::from_toml(&format!("[sla.policies.y]\n{doc}"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "want {want:?} in {err:?}");
         }
-        assert_eq!(SlaPolicies::from_toml("x = 1"), Err(SlaConfigError::NoPolicies));
+        assert_eq!(
+            SlaPolicies::from_toml("x = 1"),
+            Err(SlaConfigError::NoPolicies)
+        );
     }
 
     #[test]
@@ -1050,13 +1338,24 @@ mod tests {
         let p = policy(Some(Target::SameDay), Some(Target::BusinessDays(3)));
         let s = SlaClock::start(&p, start, &cal);
         let snap = s.snapshot(start);
-        assert_eq!(snap.first_response_due, Some(utc(2026, 3, MON, 15, 30)), "16:30 local");
-        assert_eq!(snap.resolution_due, Some(utc(2026, 3, 5, 9, 0)), "Thursday, same clock time");
+        assert_eq!(
+            snap.first_response_due,
+            Some(utc(2026, 3, MON, 15, 30)),
+            "16:30 local"
+        );
+        assert_eq!(
+            snap.resolution_due,
+            Some(utc(2026, 3, 5, 9, 0)),
+            "Thursday, same clock time"
+        );
         // Friday 4 December 2026 at 15:00 local: Monday 7 December is Sant'Ambrogio and
         // Tuesday 8 the Immacolata, so one business day later is Wednesday 9.
         let fri = utc(2026, 12, 4, 14, 0);
         let s = SlaClock::start(&policy(Some(Target::BusinessDays(1)), None), fri, &cal);
-        assert_eq!(s.snapshot(fri).first_response_due, Some(utc(2026, 12, 9, 14, 0)));
+        assert_eq!(
+            s.snapshot(fri).first_response_due,
+            Some(utc(2026, 12, 9, 14, 0))
+        );
     }
 
     /// A deadline is "inside closed hours" when the office is closed at it and was already
@@ -1066,7 +1365,10 @@ mod tests {
     }
 
     fn deadlines(s: &SlaClock) -> Vec<DateTime<Utc>> {
-        s.timers().flat_map(|t| [t.due, t.at_risk_at]).flatten().collect()
+        s.timers()
+            .flat_map(|t| [t.due, t.at_risk_at])
+            .flatten()
+            .collect()
     }
 
     fn target() -> impl Strategy<Value = Target> {
@@ -1088,12 +1390,21 @@ mod tests {
         proptest::collection::vec(1i64..6000, 0..8)
     }
 
-    fn run(clock: &impl BusinessClock, t: Target, start: DateTime<Utc>, steps: &[i64]) -> (SlaClock, DateTime<Utc>) {
+    fn run(
+        clock: &impl BusinessClock,
+        t: Target,
+        start: DateTime<Utc>,
+        steps: &[i64],
+    ) -> (SlaClock, DateTime<Utc>) {
         let mut s = SlaClock::start(&policy(Some(t), Some(t)), start, clock);
         let mut now = start;
         for (i, m) in steps.iter().enumerate() {
             now += Duration::minutes(*m);
-            let r = if i % 2 == 0 { s.pause(now, clock) } else { s.resume(now, clock) };
+            let r = if i % 2 == 0 {
+                s.pause(now, clock)
+            } else {
+                s.resume(now, clock)
+            };
             assert!(r.is_ok());
         }
         if s.is_paused() {

@@ -18,12 +18,17 @@ impl OfficeClock {
             return Vec::new();
         }
         let at = |h: u32, m: u32| {
-            Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default()))
+            Utc.from_utc_datetime(
+                &day.and_time(NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default()),
+            )
         };
         vec![(at(9, 0), at(13, 0)), (at(14, 0), at(17, 30))]
     }
 
-    fn from_day(&self, t: DateTime<Utc>) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
+    fn days_from(
+        &self,
+        t: DateTime<Utc>,
+    ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
         let start = t.date_naive();
         (0..HORIZON_DAYS).flat_map(move |i| self.intervals(start + Duration::days(i)))
     }
@@ -32,7 +37,7 @@ impl OfficeClock {
 impl BusinessClock for OfficeClock {
     fn add_business_time(&self, start: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
         let mut left = d;
-        for (o, c) in self.from_day(start) {
+        for (o, c) in self.days_from(start) {
             if c <= start {
                 continue;
             }
@@ -51,7 +56,7 @@ impl BusinessClock for OfficeClock {
         if b <= a {
             return total;
         }
-        for (o, c) in self.from_day(a) {
+        for (o, c) in self.days_from(a) {
             if o >= b {
                 break;
             }
@@ -65,14 +70,16 @@ impl BusinessClock for OfficeClock {
     }
 
     fn is_open_at(&self, t: DateTime<Utc>) -> bool {
-        self.intervals(t.date_naive()).iter().any(|(o, c)| *o <= t && t < *c)
+        self.intervals(t.date_naive())
+            .iter()
+            .any(|(o, c)| *o <= t && t < *c)
     }
 
     fn next_open_at(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.is_open_at(t) {
             return Some(t);
         }
-        self.from_day(t).map(|(o, _)| o).find(|o| *o > t)
+        self.days_from(t).map(|(o, _)| o).find(|o| *o > t)
     }
 
     fn add_business_days(&self, start: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
@@ -112,5 +119,7 @@ impl BusinessClock for OfficeClock {
 
 /// A UTC instant from its parts, for readable tests.
 pub fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+        .single()
+        .unwrap_or_default()
 }

@@ -82,7 +82,11 @@ impl Keyword {
         }
         text_words.windows(n).any(|w| {
             w.iter().zip(&self.words).enumerate().all(|(i, (t, k))| {
-                if self.prefix && i == n - 1 { t.starts_with(k.as_str()) } else { t == k }
+                if self.prefix && i == n - 1 {
+                    t.starts_with(k.as_str())
+                } else {
+                    t == k
+                }
             })
         })
     }
@@ -106,7 +110,10 @@ mod tests {
 
     #[test]
     fn keywords_match_whole_words_and_phrases() {
-        assert!(!m("isee", "iseeweb"), "a keyword is a word, not a substring");
+        assert!(
+            !m("isee", "iseeweb"),
+            "a keyword is a word, not a substring"
+        );
         assert!(m("assegno unico", "domanda di Assegno  Unico universale"));
         assert!(!m("assegno unico", "assegno non unico"));
         assert!(m("ricors*", "vorrei presentare ricorsi"));

@@ -16,9 +16,15 @@ pub struct CurrentUser(pub Actor);
 
 /// The raw token of the request, from the `Authorization` header or the session cookie.
 pub fn token_of(parts: &Parts) -> Option<(String, bool)> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, token) = v.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| (token.trim().to_owned(), false));
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| (token.trim().to_owned(), false));
     }
     parts
         .headers
@@ -37,8 +43,14 @@ fn same_origin(parts: &Parts) -> bool {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }
-    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin = parts.headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|h| h.to_str().ok());
     match (origin, host) {
         (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
         _ => false,
@@ -48,7 +60,10 @@ fn same_origin(parts: &Parts) -> bool {
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let (token, from_cookie) = token_of(parts).ok_or(ServiceError::Unauthenticated)?;
         if from_cookie && !same_origin(parts) {
             return Err(ServiceError::Forbidden("cross-origin request refused".into()).into());

@@ -33,8 +33,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, kind, title, detail: detail.into(), errors: Vec::new() }
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
@@ -53,13 +64,22 @@ impl From<ServiceError> for ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 kind: "validation",
                 title: "Invalid input",
-                detail: errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
+                detail: errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 errors,
             },
-            ServiceError::NotFound(what) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} not found"))
+            ServiceError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("{what} not found"),
+            ),
+            ServiceError::Conflict(detail) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
             }
-            ServiceError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
             ServiceError::Unauthenticated => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -72,7 +92,9 @@ impl From<ServiceError> for ApiError {
                 "Wrong username or password",
                 "wrong username or password",
             ),
-            ServiceError::Forbidden(detail) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail),
+            ServiceError::Forbidden(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+            }
             ServiceError::Internal(msg) => {
                 // Logged once here; the client learns nothing of the cause.
                 tracing::error!(error = %msg, "internal error");
@@ -98,10 +120,13 @@ impl IntoResponse for ApiError {
             errors: self.errors,
         };
         let mut res = (self.status, Json(body)).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if unauthenticated {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -109,7 +134,12 @@ impl IntoResponse for ApiError {
 
 /// The answer for a path no route serves.
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no such resource: {}", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        format!("no such resource: {}", uri.path()),
+    )
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

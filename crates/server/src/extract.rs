@@ -29,25 +29,34 @@ fn json_problem(r: JsonRejection) -> ApiError {
             // "Failed to deserialize the JSON body into the target type: subject: missing
             // field `subject` at line 1 column 20" → field path and serde's message.
             let text = e.body_text();
-            let detail = text.split_once(": ").map(|(_, d)| d.to_owned()).unwrap_or(text);
+            let detail = text
+                .split_once(": ")
+                .map(|(_, d)| d.to_owned())
+                .unwrap_or(text);
             let field = field_of(&detail);
             let mut err = ApiError::invalid(&field, detail);
             err.title = "Invalid input";
             err
         }
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed-json", format!("malformed JSON: {}", e.body_text().split_once(": ").map(|(_, d)| d).unwrap_or("syntax error"))),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed-json",
+            format!(
+                "malformed JSON: {}",
+                e.body_text()
+                    .split_once(": ")
+                    .map(|(_, d)| d)
+                    .unwrap_or("syntax error")
+            ),
+        ),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "Unsupported media type",
             "send the body as JSON with 'Content-Type: application/json'",
         ),
-        JsonRejection::BytesRejection(e) => ApiError::new(
-            e.status(),
-            "body",
-            "Unreadable body",
-            e.body_text(),
-        ),
+        JsonRejection::BytesRejection(e) => {
+            ApiError::new(e.status(), "body", "Unreadable body", e.body_text())
+        }
         other => ApiError::bad_request("body", other.body_text()),
     }
 }
@@ -57,8 +66,16 @@ fn field_of(detail: &str) -> String {
     if let Some(rest) = detail.split("missing field `").nth(1)
         && let Some(name) = rest.split('`').next()
     {
-        let prefix = detail.split(": ").next().filter(|p| *p != detail && !p.contains(' ')).unwrap_or("");
-        return if prefix.is_empty() || prefix == "." { name.to_owned() } else { format!("{prefix}.{name}") };
+        let prefix = detail
+            .split(": ")
+            .next()
+            .filter(|p| *p != detail && !p.contains(' '))
+            .unwrap_or("");
+        return if prefix.is_empty() || prefix == "." {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        };
     }
     match detail.split_once(": ") {
         Some((path, _)) if !path.contains(' ') => path.to_owned(),
@@ -77,7 +94,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
                 let text = e.body_text();
-                let detail = text.split_once(": ").map(|(_, d)| d.to_owned()).unwrap_or(text);
+                let detail = text
+                    .split_once(": ")
+                    .map(|(_, d)| d.to_owned())
+                    .unwrap_or(text);
                 Err(ApiError::invalid("query", detail))
             }
             Err(other) => Err(ApiError::bad_request("query", other.body_text())),
@@ -94,9 +114,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => {
-                Err(ApiError::bad_request("path", format!("invalid path parameter: {}", e.body_text())))
-            }
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::bad_request(
+                "path",
+                format!("invalid path parameter: {}", e.body_text()),
+            )),
             Err(other) => Err(ApiError::bad_request("path", other.body_text())),
         }
     }
@@ -108,9 +129,21 @@ mod tests {
 
     #[test]
     fn serde_messages_name_their_field() {
-        assert_eq!(field_of("missing field `subject` at line 1 column 20"), "subject");
-        assert_eq!(field_of("citizen: missing field `name` at line 1 column 40"), "citizen.name");
-        assert_eq!(field_of("citizen_id: UUID parsing failed at line 1 column 9"), "citizen_id");
-        assert_eq!(field_of("invalid type: integer `5`, expected a string at line 1"), "body");
+        assert_eq!(
+            field_of("missing field `subject` at line 1 column 20"),
+            "subject"
+        );
+        assert_eq!(
+            field_of("citizen: missing field `name` at line 1 column 40"),
+            "citizen.name"
+        );
+        assert_eq!(
+            field_of("citizen_id: UUID parsing failed at line 1 column 9"),
+            "citizen_id"
+        );
+        assert_eq!(
+            field_of("invalid type: integer `5`, expected a string at line 1"),
+            "body"
+        );
     }
 }

@@ -56,7 +56,10 @@ pub struct AppState {
 
 /// The whole HTTP application.
 pub fn router(app: App, config: ServerConfig) -> Router {
-    let state = AppState { app, config: Arc::new(config.clone()) };
+    let state = AppState {
+        app,
+        config: Arc::new(config.clone()),
+    };
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api::health::router())
@@ -95,5 +98,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

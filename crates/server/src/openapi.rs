@@ -33,6 +33,11 @@ impl Modify for BearerAuth {
         api::users::create, api::users::list, api::users::read, api::users::update,
         api::taxonomy::list, api::taxonomy::add,
         api::audit::list,
+        api::phone::native_events, api::phone::zammad_cti,
+        api::phone::list_calls, api::phone::count_calls, api::phone::add_call_note,
+        api::phone::list_callbacks, api::phone::record_attempt,
+        api::mail::reply, api::mail::attachment, api::mail::mailboxes, api::mail::quarantine,
+        api::mail::quarantine_raw, api::mail::retry,
     )
 )]
 pub struct ApiDoc;

@@ -29,7 +29,11 @@ impl Actor {
         } else {
             Err(ServiceError::Forbidden(format!(
                 "this needs one of the roles: {}",
-                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )))
         }
     }
@@ -57,7 +61,9 @@ impl Actor {
         if self.can_see_tier(tier) {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(format!("you have no access to {tier} tickets")))
+            Err(ServiceError::Forbidden(format!(
+                "you have no access to {tier} tickets"
+            )))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Accounts, passwords (argon2id), bearer tokens and the first administrator.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -71,7 +71,9 @@ pub struct Session {
 }
 
 fn parse_roles(raw: &str) -> Vec<Role> {
-    raw.split(',').filter_map(|r| Role::parse(r.trim()).ok()).collect()
+    raw.split(',')
+        .filter_map(|r| Role::parse(r.trim()).ok())
+        .collect()
 }
 
 fn view(u: user::Model) -> UserView {
@@ -119,13 +121,20 @@ pub async fn hash_password(password: String) -> Result<String, ServiceError> {
 /// A real hash of a throw-away password, computed once.
 async fn dummy_hash() -> Result<String, ServiceError> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY.get_or_try_init(|| hash_password("not-a-password".into())).await.cloned()
+    DUMMY
+        .get_or_try_init(|| hash_password("not-a-password".into()))
+        .await
+        .cloned()
 }
 
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -134,15 +143,23 @@ async fn verify_password(password: String, hash: String) -> bool {
 
 fn validate_username(p: &mut Problems, username: &str) {
     let ok = (3..=32).contains(&username.len())
-        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if !ok {
-        p.add("username", "must be 3–32 characters of lowercase letters, digits, '.', '_' or '-'");
+        p.add(
+            "username",
+            "must be 3–32 characters of lowercase letters, digits, '.', '_' or '-'",
+        );
     }
 }
 
 fn validate_password(p: &mut Problems, field: &str, password: &str) {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        p.add(field, format!("must be at least {MIN_PASSWORD_LEN} characters"));
+        p.add(
+            field,
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        );
     } else if password.len() > 1024 {
         p.add(field, "must be at most 1024 bytes");
     }
@@ -164,14 +181,64 @@ fn validate_roles(p: &mut Problems, roles: &[String]) -> Vec<Role> {
 }
 
 fn roles_string(roles: &[Role]) -> String {
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How long a verified token is trusted from memory before the database is asked again.
+///
+/// Logout and account changes evict at once on the instance that handles them; other
+/// instances notice within this time.
+const TOKEN_CACHE_TTL: Duration = Duration::seconds(30);
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// Verified tokens, so an authenticated request costs no database read.
+#[derive(Default)]
+pub(crate) struct TokenCache(std::sync::Mutex<std::collections::HashMap<String, (Actor, DateTime<Utc>)>>);
+
+impl TokenCache {
+    fn get(&self, hash: &str, now: DateTime<Utc>) -> Option<Actor> {
+        let map = self.0.lock().ok()?;
+        map.get(hash).filter(|(_, until)| *until > now).map(|(a, _)| a.clone())
+    }
+
+    fn put(&self, hash: String, actor: Actor, until: DateTime<Utc>) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= TOKEN_CACHE_MAX {
+                let now = Utc::now();
+                map.retain(|_, (_, u)| *u > now);
+                if map.len() >= TOKEN_CACHE_MAX {
+                    map.clear();
+                }
+            }
+            map.insert(hash, (actor, until));
+        }
+    }
+
+    fn evict(&self, hash: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(hash);
+        }
+    }
+
+    fn evict_user(&self, user: Uuid) {
+        if let Ok(mut map) = self.0.lock() {
+            map.retain(|_, (a, _)| a.id != user);
+        }
+    }
 }
 
 impl App {
     /// Creates the `admin` account when there is no account at all.
     ///
     /// Returns the generated password when none was given, so the caller can show it once.
-    pub async fn bootstrap_admin(&self, password: Option<String>) -> Result<Option<String>, ServiceError> {
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<String>,
+    ) -> Result<Option<String>, ServiceError> {
         if user::Entity::find().count(&self.db().read).await? > 0 {
             return Ok(None);
         }
@@ -182,7 +249,8 @@ impl App {
         let mut p = Problems::default();
         validate_password(&mut p, "SPORTELLO_ADMIN_PASSWORD", &password);
         p.finish()?;
-        self.insert_user("admin", "Amministratore", &[Role::Admin], &password, None).await?;
+        self.insert_user("admin", "Amministratore", &[Role::Admin], &password, None)
+            .await?;
         Ok(generated.then_some(password))
     }
 
@@ -229,7 +297,11 @@ impl App {
     }
 
     /// Creates an account (admins only).
-    pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<UserView, ServiceError> {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        input: NewUser,
+    ) -> Result<UserView, ServiceError> {
         actor.require_any(&[Role::Admin])?;
         let mut p = Problems::default();
         validate_username(&mut p, &input.username);
@@ -237,8 +309,14 @@ impl App {
         let name = p.check("name", bounded(&input.name, 1, 200));
         let roles = validate_roles(&mut p, &input.roles);
         p.finish()?;
-        self.insert_user(&input.username, &name.unwrap_or_default(), &roles, &input.password, Some(actor.id))
-            .await
+        self.insert_user(
+            &input.username,
+            &name.unwrap_or_default(),
+            &roles,
+            &input.password,
+            Some(actor.id),
+        )
+        .await
     }
 
     /// Creates an account from the command line, where the operating-system user is trusted.
@@ -254,7 +332,10 @@ impl App {
 
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>, ServiceError> {
         actor.require_any(&[Role::Admin, Role::Supervisor])?;
-        let rows = user::Entity::find().order_by_asc(user::Column::Username).all(&self.db().read).await?;
+        let rows = user::Entity::find()
+            .order_by_asc(user::Column::Username)
+            .all(&self.db().read)
+            .await?;
         Ok(rows.into_iter().map(view).collect())
     }
 
@@ -271,10 +352,18 @@ impl App {
 
     /// Changes an account (admins only). Deactivating or changing the password signs the user
     /// out everywhere.
-    pub async fn update_user(&self, actor: &Actor, id: Uuid, input: UserUpdate) -> Result<UserView, ServiceError> {
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        input: UserUpdate,
+    ) -> Result<UserView, ServiceError> {
         actor.require_any(&[Role::Admin])?;
         let mut p = Problems::default();
-        let name = input.name.as_deref().map(|n| p.check("name", bounded(n, 1, 200)));
+        let name = input
+            .name
+            .as_deref()
+            .map(|n| p.check("name", bounded(n, 1, 200)));
         let roles = input.roles.as_deref().map(|r| validate_roles(&mut p, r));
         if let Some(pw) = &input.password {
             validate_password(&mut p, "password", pw);
@@ -288,7 +377,10 @@ impl App {
             None => None,
         };
         let txn = self.db().write.begin().await?;
-        let current = user::Entity::find_by_id(id).one(&txn).await?.ok_or(ServiceError::NotFound("user"))?;
+        let current = user::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
         let mut am: user::ActiveModel = current.into();
         if let Some(Some(n)) = name {
             am.name = Set(n);
@@ -306,7 +398,10 @@ impl App {
         am.updated_at = Set(now());
         let updated = user::Entity::update(am).exec(&txn).await?;
         if revoke {
-            auth_token::Entity::delete_many().filter(auth_token::Column::UserId.eq(id)).exec(&txn).await?;
+            auth_token::Entity::delete_many()
+                .filter(auth_token::Column::UserId.eq(id))
+                .exec(&txn)
+                .await?;
         }
         crate::audit::record(
             &txn,
@@ -318,6 +413,7 @@ impl App {
         )
         .await?;
         txn.commit().await?;
+        self.inner.tokens.evict_user(id);
         Ok(view(updated))
     }
 
@@ -356,9 +452,21 @@ impl App {
             .filter(auth_token::Column::ExpiresAt.lt(at))
             .exec(&txn)
             .await?;
-        crate::audit::record(&txn, Some(user.id), "auth.login", "user", Some(user.id), None).await?;
+        crate::audit::record(
+            &txn,
+            Some(user.id),
+            "auth.login",
+            "user",
+            Some(user.id),
+            None,
+        )
+        .await?;
         txn.commit().await?;
-        Ok(Session { token, expires_at, user: view(user) })
+        Ok(Session {
+            token,
+            expires_at,
+            user: view(user),
+        })
     }
 
     /// The user a token belongs to, if the token is known, unexpired and the user active.
@@ -366,25 +474,36 @@ impl App {
         if token.is_empty() || token.len() > 200 {
             return Err(ServiceError::Unauthenticated);
         }
+        let hash = token_hash(token);
+        let now = Utc::now();
+        if let Some(actor) = self.inner.tokens.get(&hash, now) {
+            return Ok(actor);
+        }
         let read = &self.db().read;
-        let Some(t) = auth_token::Entity::find_by_id(token_hash(token)).one(read).await? else {
+        let Some(t) = auth_token::Entity::find_by_id(hash.clone()).one(read).await? else {
             return Err(ServiceError::Unauthenticated);
         };
         match user::Entity::find_by_id(t.user_id).one(read).await? {
-            Some(u) if t.expires_at > Utc::now() && u.active => Ok(Actor {
-                id: u.id,
-                roles: parse_roles(&u.roles),
-                username: u.username,
-                name: u.name,
-            }),
+            Some(u) if t.expires_at > now && u.active => {
+                let actor = Actor {
+                    id: u.id,
+                    roles: parse_roles(&u.roles),
+                    username: u.username,
+                    name: u.name,
+                };
+                let until = t.expires_at.min(now + TOKEN_CACHE_TTL);
+                self.inner.tokens.put(hash, actor.clone(), until);
+                Ok(actor)
+            }
             _ => Err(ServiceError::Unauthenticated),
         }
     }
 
     /// Revokes a token.
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
-        auth_token::Entity::delete_by_id(token_hash(token)).exec(&self.db().write).await?;
+        let hash = token_hash(token);
+        self.inner.tokens.evict(&hash);
+        auth_token::Entity::delete_by_id(hash).exec(&self.db().write).await?;
         Ok(())
     }
 }
-

@@ -59,11 +59,28 @@ pub(crate) struct ValidCitizen {
 
 impl ValidCitizen {
     /// Validates, naming each field at fault under `prefix` (e.g. `citizen.emails[1]`).
-    pub(crate) fn parse(input: &NewCitizen, prefix: &str, p: &mut Problems) -> Option<ValidCitizen> {
-        let f = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
+    pub(crate) fn parse(
+        input: &NewCitizen,
+        prefix: &str,
+        p: &mut Problems,
+    ) -> Option<ValidCitizen> {
+        let f = |name: &str| {
+            if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}.{name}")
+            }
+        };
         let name = p.check(&f("name"), bounded(&input.name, 1, 200));
-        let cf = match input.codice_fiscale.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(raw) => p.check(&f("codice_fiscale"), CodiceFiscale::parse(raw)).map(Some),
+        let cf = match input
+            .codice_fiscale
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(raw) => p
+                .check(&f("codice_fiscale"), CodiceFiscale::parse(raw))
+                .map(Some),
             None => Some(None),
         };
         let emails: Vec<_> = input
@@ -79,15 +96,30 @@ impl ValidCitizen {
             .filter_map(|(i, e)| p.check(&f(&format!("phones[{i}]")), PhoneNumber::parse(e)))
             .collect();
         if input.emails.len() > 20 || input.phones.len() > 20 {
-            p.add(f("emails"), "at most 20 e-mail addresses and 20 phone numbers");
+            p.add(
+                f("emails"),
+                "at most 20 e-mail addresses and 20 phone numbers",
+            );
         }
-        Some(ValidCitizen { name: name?, cf: cf?, emails, phones })
+        Some(ValidCitizen {
+            name: name?,
+            cf: cf?,
+            emails,
+            phones,
+        })
     }
 
     fn contact_values(&self) -> Vec<(&'static str, String)> {
-        let mut v: Vec<(&'static str, String)> =
-            self.emails.iter().map(|e| ("email", e.as_str().to_owned())).collect();
-        v.extend(self.phones.iter().map(|ph| ("phone", ph.as_str().to_owned())));
+        let mut v: Vec<(&'static str, String)> = self
+            .emails
+            .iter()
+            .map(|e| ("email", e.as_str().to_owned()))
+            .collect();
+        v.extend(
+            self.phones
+                .iter()
+                .map(|ph| ("phone", ph.as_str().to_owned())),
+        );
         v.sort();
         v.dedup();
         v
@@ -103,12 +135,14 @@ async fn insert_contacts<C: ConnectionTrait>(
         return Ok(());
     }
     let at = now();
-    citizen_contact::Entity::insert_many(values.iter().map(|(kind, value)| citizen_contact::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        citizen_id: Set(citizen_id),
-        kind: Set((*kind).to_owned()),
-        value: Set(value.clone()),
-        created_at: Set(at),
+    citizen_contact::Entity::insert_many(values.iter().map(|(kind, value)| {
+        citizen_contact::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            citizen_id: Set(citizen_id),
+            kind: Set((*kind).to_owned()),
+            value: Set(value.clone()),
+            created_at: Set(at),
+        }
     }))
     .exec_without_returning(conn)
     .await?;
@@ -142,7 +176,14 @@ fn to_view(c: citizen::Model, contacts: Vec<citizen_contact::Model>) -> CitizenV
             _ => phones.push(k.value),
         }
     }
-    CitizenView { id: c.id, name: c.name, codice_fiscale: c.codice_fiscale, emails, phones, created_at: c.created_at }
+    CitizenView {
+        id: c.id,
+        name: c.name,
+        codice_fiscale: c.codice_fiscale,
+        emails,
+        phones,
+        created_at: c.created_at,
+    }
 }
 
 /// Loads citizens' views by id, keeping the order of `models`.
@@ -152,7 +193,13 @@ pub(crate) async fn views<C: ConnectionTrait>(
 ) -> Result<Vec<CitizenView>, sea_orm::DbErr> {
     let ids: Vec<Uuid> = models.iter().map(|c| c.id).collect();
     let mut contacts = contacts_of(conn, &ids).await?;
-    Ok(models.into_iter().map(|c| { let k = contacts.remove(&c.id).unwrap_or_default(); to_view(c, k) }).collect())
+    Ok(models
+        .into_iter()
+        .map(|c| {
+            let k = contacts.remove(&c.id).unwrap_or_default();
+            to_view(c, k)
+        })
+        .collect())
 }
 
 /// Finds the citizen a requester is, or creates them, inside the caller's transaction.
@@ -163,48 +210,51 @@ pub(crate) async fn views<C: ConnectionTrait>(
 pub(crate) async fn find_or_create<C: ConnectionTrait>(
     conn: &C,
     v: &ValidCitizen,
-) -> Result<(Uuid, bool), ServiceError> {
+) -> Result<(Uuid, String, bool), ServiceError> {
     let values = v.contact_values();
-    let mut found: Option<Uuid> = None;
+    let mut found: Option<(Uuid, String)> = None;
     if let Some(cf) = &v.cf {
         found = citizen::Entity::find()
             .filter(citizen::Column::CodiceFiscale.eq(cf.as_str()))
             .one(conn)
             .await?
-            .map(|c| c.id);
+            .map(|c| (c.id, c.name));
     }
-    if found.is_none() && !values.is_empty() {
-        let mut owners: Vec<Uuid> = citizen_contact::Entity::find()
+    // One query answers both "who owns these values" and "which values are already theirs".
+    let owned: Vec<citizen_contact::Model> = if values.is_empty() {
+        Vec::new()
+    } else {
+        citizen_contact::Entity::find()
             .filter(citizen_contact::Column::Value.is_in(values.iter().map(|(_, v)| v.clone())))
             .all(conn)
             .await?
-            .into_iter()
-            .map(|c| c.citizen_id)
-            .collect();
+    };
+    if found.is_none() {
+        let mut owners: Vec<Uuid> = owned.iter().map(|c| c.citizen_id).collect();
         owners.sort();
         owners.dedup();
-        if owners.len() == 1 {
-            found = owners.pop();
+        if let [only] = owners[..] {
+            found = citizen::Entity::find_by_id(only).one(conn).await?.map(|c| (c.id, c.name));
         }
     }
-    if let Some(id) = found {
-        let known: Vec<String> = contacts_of(conn, &[id])
-            .await?
-            .remove(&id)
-            .unwrap_or_default()
+    if let Some((id, name)) = found {
+        let new: Vec<_> = values
             .into_iter()
-            .map(|c| c.value)
+            .filter(|(_, val)| !owned.iter().any(|o| o.citizen_id == id && &o.value == val))
             .collect();
-        let new: Vec<_> = values.into_iter().filter(|(_, v)| !known.contains(v)).collect();
         insert_contacts(conn, id, &new).await?;
-        return Ok((id, false));
+        return Ok((id, name, false));
     }
-    Ok((insert_citizen(conn, v).await?, true))
+    Ok((insert_citizen(conn, v).await?, v.name.clone(), true))
 }
 
 impl App {
     /// Registers a citizen; a codice fiscale already on file is a conflict naming that citizen.
-    pub async fn create_citizen(&self, actor: &Actor, input: NewCitizen) -> Result<CitizenView, ServiceError> {
+    pub async fn create_citizen(
+        &self,
+        actor: &Actor,
+        input: NewCitizen,
+    ) -> Result<CitizenView, ServiceError> {
         actor.require_operator()?;
         let mut p = Problems::default();
         let v = ValidCitizen::parse(&input, "", &mut p);
@@ -225,21 +275,44 @@ impl App {
         // An explicit registration never merges into someone else by a shared e-mail or phone
         // (families share them): it always creates.
         let id = insert_citizen(&txn, &v).await?;
-        crate::audit::record(&txn, Some(actor.id), "citizen.created", "citizen", Some(id), None).await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "citizen.created",
+            "citizen",
+            Some(id),
+            None,
+        )
+        .await?;
         let view = self.citizen_view(&txn, id).await?;
         txn.commit().await?;
-        self.bus().publish_all(vec![DomainEvent::CitizenCreated { citizen_id: id, at: view.created_at }]);
+        self.bus().publish_all(vec![DomainEvent::CitizenCreated {
+            citizen_id: id,
+            at: view.created_at,
+        }]);
         Ok(view)
     }
 
-    async fn citizen_view<C: ConnectionTrait>(&self, conn: &C, id: Uuid) -> Result<CitizenView, ServiceError> {
-        let c = citizen::Entity::find_by_id(id).one(conn).await?.ok_or(ServiceError::NotFound("citizen"))?;
+    async fn citizen_view<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: Uuid,
+    ) -> Result<CitizenView, ServiceError> {
+        let c = citizen::Entity::find_by_id(id)
+            .one(conn)
+            .await?
+            .ok_or(ServiceError::NotFound("citizen"))?;
         Ok(views(conn, vec![c]).await?.remove(0))
     }
 
     /// Searches by codice fiscale, e-mail or phone (exactly, after normalising) or by part of
     /// the name.
-    pub async fn search_citizens(&self, actor: &Actor, q: &str, limit: u64) -> Result<Vec<CitizenView>, ServiceError> {
+    pub async fn search_citizens(
+        &self,
+        actor: &Actor,
+        q: &str,
+        limit: u64,
+    ) -> Result<Vec<CitizenView>, ServiceError> {
         actor.require_operator()?;
         let q = q.trim();
         if q.chars().count() < 2 {
@@ -254,36 +327,70 @@ impl App {
             exact.push(ph.as_str().to_owned());
         }
         let read = &self.db().read;
-        let found = search_citizens(read, q, &exact, cf.as_ref().map(|c| c.as_str()), limit.clamp(1, 100)).await?;
+        let found = search_citizens(
+            read,
+            q,
+            &exact,
+            cf.as_ref().map(|c| c.as_str()),
+            limit.clamp(1, 100),
+        )
+        .await?;
         let ids: Vec<Uuid> = found.iter().map(|c| c.id).collect();
         let out = views(read, found).await?;
         let txn = self.db().write.begin().await?;
         for id in ids {
-            crate::audit::record(&txn, Some(actor.id), "citizen.listed", "citizen", Some(id), None).await?;
+            crate::audit::record(
+                &txn,
+                Some(actor.id),
+                "citizen.listed",
+                "citizen",
+                Some(id),
+                None,
+            )
+            .await?;
         }
         txn.commit().await?;
         Ok(out)
     }
 
     /// A citizen with their tickets (those of tiers the actor may see).
-    pub async fn get_citizen(&self, actor: &Actor, id: Uuid) -> Result<CitizenDetail, ServiceError> {
+    pub async fn get_citizen(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+    ) -> Result<CitizenDetail, ServiceError> {
         actor.require_operator()?;
         let read = &self.db().read;
         let citizen = self.citizen_view(read, id).await?;
         let filter = TicketFilter {
             citizen_id: Some(id),
-            tiers: actor.tiers().iter().map(|t| t.as_str().to_owned()).collect(),
+            tiers: actor
+                .tiers()
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
             ..Default::default()
         };
         let (rows, _) = list_tickets(read, &filter, Default::default(), None, 100).await?;
         let tickets = crate::tickets::summaries(read, rows).await?;
-        crate::audit::record(&self.db().write, Some(actor.id), "citizen.viewed", "citizen", Some(id), None).await?;
+        crate::audit::record(
+            &self.db().write,
+            Some(actor.id),
+            "citizen.viewed",
+            "citizen",
+            Some(id),
+            None,
+        )
+        .await?;
         Ok(CitizenDetail { citizen, tickets })
     }
 }
 
 /// Inserts a new citizen with their contact values.
-async fn insert_citizen<C: ConnectionTrait>(conn: &C, v: &ValidCitizen) -> Result<Uuid, ServiceError> {
+async fn insert_citizen<C: ConnectionTrait>(
+    conn: &C,
+    v: &ValidCitizen,
+) -> Result<Uuid, ServiceError> {
     let id = Uuid::now_v7();
     let at = now();
     citizen::Entity::insert(citizen::ActiveModel {

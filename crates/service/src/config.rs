@@ -1,6 +1,8 @@
 //! Settings of the service layer.
 
 use serde::{Deserialize, Serialize};
+use sportello_domain::calendar::CalendarConfig;
+use sportello_phone::PhoneConfig;
 
 /// Settings the use cases need; loaded by the binary from its layered configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -12,10 +14,28 @@ pub struct ServiceConfig {
     pub number_block: u32,
     /// Lifetime of a sign-in token, in hours.
     pub token_ttl_hours: u32,
+    /// The phone channel (`[phone]` at the top of the configuration file; the binary copies
+    /// it here).
+    #[serde(skip)]
+    pub phone: PhoneConfig,
+    /// The e-mail channel (`[email]` at the top of the configuration file; the binary copies
+    /// it here).
+    #[serde(skip)]
+    pub email: sportello_mail::EmailConfig,
+    /// Opening hours and holidays the call-back deadlines count in (`[service.calendar]`);
+    /// Milan's office hours by default.
+    pub calendar: CalendarConfig,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { ticket_prefix: "SP".into(), number_block: 20, token_ttl_hours: 12 }
+        ServiceConfig {
+            ticket_prefix: "SP".into(),
+            number_block: 20,
+            token_ttl_hours: 12,
+            phone: PhoneConfig::default(),
+            email: sportello_mail::EmailConfig::default(),
+            calendar: CalendarConfig::default(),
+        }
     }
 }

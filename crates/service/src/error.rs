@@ -32,7 +32,10 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
-        ServiceError::Validation(vec![FieldError { field: field.into(), message: message.into() }])
+        ServiceError::Validation(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
     }
 }
 
@@ -54,7 +57,10 @@ pub struct Problems(Vec<FieldError>);
 
 impl Problems {
     pub fn add(&mut self, field: impl Into<String>, message: impl ToString) {
-        self.0.push(FieldError { field: field.into(), message: message.to_string() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.to_string(),
+        });
     }
 
     /// Records the error of a parse, returning the value when it parsed.
@@ -69,6 +75,10 @@ impl Problems {
     }
 
     pub fn finish(self) -> Result<(), ServiceError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ServiceError::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Validation(self.0))
+        }
     }
 }

@@ -8,7 +8,10 @@ pub mod bus;
 pub mod citizens;
 pub mod config;
 pub mod error;
+mod intake;
+pub mod mail;
 pub mod numbers;
+pub mod phone;
 pub mod taxonomy;
 pub mod tickets;
 mod util;
@@ -33,16 +36,34 @@ struct Inner {
     config: ServiceConfig,
     numbers: numbers::NumberAllocator,
     taxonomy: taxonomy::TaxonomyCache,
+    phone: phone::PhoneRuntime,
+    mail: mail::MailRuntime,
+    tokens: auth::TokenCache,
+    intake: intake::Intake,
 }
 
 impl App {
     /// Builds the core on a connected, migrated database, seeding the taxonomy lists on an
     /// empty database.
     pub async fn new(db: Database, config: ServiceConfig) -> Result<App, ServiceError> {
+        let phone = phone::PhoneRuntime::new(&config)?;
+        let mail = mail::MailRuntime::new(&config)?;
         let taxonomy = taxonomy::TaxonomyCache::load(&db).await?;
-        let numbers = numbers::NumberAllocator::new(config.ticket_prefix.clone(), config.number_block);
+        let numbers =
+            numbers::NumberAllocator::new(config.ticket_prefix.clone(), config.number_block);
+        let db_write = db.write.clone();
         Ok(App {
-            inner: Arc::new(Inner { db, bus: EventBus::new(4096), config, numbers, taxonomy }),
+            inner: Arc::new(Inner {
+                db,
+                bus: EventBus::new(4096),
+                config,
+                numbers,
+                taxonomy,
+                phone,
+                mail,
+                tokens: Default::default(),
+                intake: intake::Intake::start(db_write),
+            }),
         })
     }
 

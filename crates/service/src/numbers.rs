@@ -27,7 +27,11 @@ struct Block {
 
 impl NumberAllocator {
     pub fn new(prefix: String, block: u32) -> Self {
-        NumberAllocator { prefix, block: block.max(1), state: Mutex::new(Block::default()) }
+        NumberAllocator {
+            prefix,
+            block: block.max(1),
+            state: Mutex::new(Block::default()),
+        }
     }
 
     /// The next number for the current year.
@@ -39,7 +43,11 @@ impl NumberAllocator {
         let mut b = self.state.lock().await;
         if b.year != year || b.next >= b.end {
             let end = reserve(db, year, i64::from(self.block)).await?;
-            *b = Block { year, next: end - i64::from(self.block), end };
+            *b = Block {
+                year,
+                next: end - i64::from(self.block),
+                end,
+            };
         }
         let seq = b.next;
         b.next += 1;
@@ -61,9 +69,18 @@ async fn reserve(db: &DatabaseConnection, year: i32, block: i64) -> Result<i64, 
         ),
     };
     let txn = db.begin().await?;
-    txn.execute_raw(Statement::from_sql_and_values(backend, insert, [year.into()])).await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        insert,
+        [year.into()],
+    ))
+    .await?;
     let row = txn
-        .query_one_raw(Statement::from_sql_and_values(backend, update, [block.into(), year.into()]))
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            update,
+            [block.into(), year.into()],
+        ))
         .await?
         .ok_or_else(|| ServiceError::Internal("ticket counter row vanished".into()))?;
     let end: i64 = row.try_get("", "next_value")?;

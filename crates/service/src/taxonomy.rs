@@ -5,7 +5,9 @@ use std::sync::RwLock;
 use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait, QueryOrder, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use sportello_domain::Role;
-use sportello_domain::taxonomy::{TaxonomyEntry, TaxonomyKind, default_categories, default_measures, validate_slug};
+use sportello_domain::taxonomy::{
+    TaxonomyEntry, TaxonomyKind, default_categories, default_measures, validate_slug,
+};
 use sportello_store::Database;
 use sportello_store::entities::taxonomy;
 
@@ -65,14 +67,21 @@ impl TaxonomyCache {
             .await?;
         let mut t = Taxonomy::default();
         for r in rows.into_iter().filter(|r| r.active) {
-            let e = TaxonomyEntry { slug: r.slug, label_it: r.label_it, label_en: r.label_en };
+            let e = TaxonomyEntry {
+                slug: r.slug,
+                label_it: r.label_it,
+                label_en: r.label_en,
+            };
             match r.kind.as_str() {
                 "category" => t.categories.push(e),
                 "measure" => t.measures.push(e),
                 _ => {}
             }
         }
-        *self.0.write().map_err(|_| ServiceError::Internal("taxonomy lock poisoned".into()))? = t;
+        *self
+            .0
+            .write()
+            .map_err(|_| ServiceError::Internal("taxonomy lock poisoned".into()))? = t;
         Ok(())
     }
 
@@ -119,11 +128,18 @@ impl App {
         p.finish()?;
         let label_it = label_it.unwrap_or_default();
         if self.taxonomy().contains(kind, &input.slug) {
-            return Err(ServiceError::Conflict(format!("{} '{}' already exists", kind.as_str(), input.slug)));
+            return Err(ServiceError::Conflict(format!(
+                "{} '{}' already exists",
+                kind.as_str(),
+                input.slug
+            )));
         }
         let entry = TaxonomyEntry {
             slug: input.slug,
-            label_en: input.label_en.filter(|l| !l.trim().is_empty()).unwrap_or_else(|| label_it.clone()),
+            label_en: input
+                .label_en
+                .filter(|l| !l.trim().is_empty())
+                .unwrap_or_else(|| label_it.clone()),
             label_it,
         };
         let position = self.taxonomy().list(kind).len() as i32;

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sportello_domain::event::DomainEvent;
@@ -190,7 +189,12 @@ pub(crate) async fn summaries<C: ConnectionTrait>(
     Ok(rows
         .into_iter()
         .map(|t| {
-            let c = t.citizen_id.and_then(|id| names.get(&id).map(|n| CitizenRef { id, name: n.clone() }));
+            let c = t.citizen_id.and_then(|id| {
+                names.get(&id).map(|n| CitizenRef {
+                    id,
+                    name: n.clone(),
+                })
+            });
             view(t, c)
         })
         .collect())
@@ -229,14 +233,19 @@ fn new_entry(
     }
 }
 
-async fn insert_entry<C: ConnectionTrait>(conn: &C, e: &ticket_entry::Model) -> Result<(), sea_orm::DbErr> {
+async fn insert_entry<C: ConnectionTrait>(
+    conn: &C,
+    e: &ticket_entry::Model,
+) -> Result<(), sea_orm::DbErr> {
     let am: ticket_entry::ActiveModel = e.clone().into();
-    ticket_entry::Entity::insert(am).exec_without_returning(conn).await?;
+    ticket_entry::Entity::insert(am)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
 /// A validated `NewTicket`.
-struct ValidTicket {
+pub(crate) struct ValidTicket {
     channel: Channel,
     tier: Tier,
     priority: Priority,
@@ -248,17 +257,114 @@ struct ValidTicket {
     citizen: Option<ValidCitizen>,
 }
 
+/// Writes a new ticket (and its citizen, first entry and audit records) inside `txn`.
+///
+/// Returns the ticket's view and the events to publish once `txn` commits. Fails before
+/// writing anything when `citizen_id` names no citizen.
+pub(crate) async fn insert_ticket<C: ConnectionTrait>(
+    txn: &C,
+    job: &crate::intake::CreateJob,
+) -> Result<(TicketView, Vec<DomainEvent>), ServiceError> {
+    let (v, at, id) = (&job.ticket, job.at, job.id);
+    let mut events = Vec::new();
+    let citizen_ref = match (job.citizen_id, &v.citizen) {
+        (Some(cid), _) => {
+            let Some(c) = citizen::Entity::find_by_id(cid).one(txn).await? else {
+                return Err(ServiceError::field("citizen_id", format!("no citizen with id {cid}")));
+            };
+            Some(CitizenRef { id: c.id, name: c.name })
+        }
+        (None, Some(c)) => {
+            let (cid, name, created) = find_or_create(txn, c).await?;
+            if created {
+                crate::audit::record(txn, Some(job.actor_id), "citizen.created", "citizen", Some(cid), None)
+                    .await?;
+                events.push(DomainEvent::CitizenCreated { citizen_id: cid, at });
+            }
+            Some(CitizenRef { id: cid, name })
+        }
+        (None, None) => None,
+    };
+    let model = ticket::Model {
+        id,
+        number: job.number.clone(),
+        channel: v.channel.as_str().to_owned(),
+        tier: v.tier.as_str().to_owned(),
+        status: Status::New.as_str().to_owned(),
+        priority: v.priority.as_str().to_owned(),
+        category: v.category.clone(),
+        measure: v.measure.clone(),
+        subject: v.subject.clone(),
+        citizen_id: citizen_ref.as_ref().map(|c| c.id),
+        assignee_id: None,
+        tags: serde_json::to_string(&v.tags).unwrap_or_else(|_| "[]".into()),
+        created_by: Some(job.actor_id),
+        created_at: at,
+        updated_at: at,
+        first_response_at: None,
+        resolved_at: None,
+        closed_at: None,
+        sla_due_at: None,
+    };
+    let am: ticket::ActiveModel = model.clone().into();
+    ticket::Entity::insert(am).exec_without_returning(txn).await?;
+    if let Some(body) = &v.body {
+        insert_entry(txn, &new_entry(id, EntryKind::Inbound, None, body.clone(), None, at)).await?;
+    }
+    crate::audit::record(
+        txn,
+        Some(job.actor_id),
+        "ticket.created",
+        "ticket",
+        Some(id),
+        Some(serde_json::json!({ "number": model.number, "channel": model.channel })),
+    )
+    .await?;
+    events.push(DomainEvent::TicketCreated {
+        ticket_id: id,
+        number: model.number.clone(),
+        channel: v.channel,
+        tier: v.tier,
+        category: v.category.clone(),
+        at,
+    });
+    Ok((view(model, citizen_ref), events))
+}
+
 impl App {
-    fn check_slug(&self, p: &mut Problems, field: &str, kind: TaxonomyKind, value: Option<&str>) -> Option<String> {
+    fn check_slug(
+        &self,
+        p: &mut Problems,
+        field: &str,
+        kind: TaxonomyKind,
+        value: Option<&str>,
+    ) -> Option<String> {
         let v = value.map(str::trim).filter(|v| !v.is_empty())?;
         if self.taxonomy().contains(kind, v) {
             Some(v.to_owned())
         } else {
             let known: Vec<String> = match kind {
-                TaxonomyKind::Category => self.taxonomy().categories.into_iter().map(|e| e.slug).collect(),
-                TaxonomyKind::Measure => self.taxonomy().measures.into_iter().map(|e| e.slug).collect(),
+                TaxonomyKind::Category => self
+                    .taxonomy()
+                    .categories
+                    .into_iter()
+                    .map(|e| e.slug)
+                    .collect(),
+                TaxonomyKind::Measure => self
+                    .taxonomy()
+                    .measures
+                    .into_iter()
+                    .map(|e| e.slug)
+                    .collect(),
             };
-            p.add(field, format!("unknown {} '{v}' (expected one of: {})", kind.as_str(), known.join(", ")));
+            p.add(
+                field,
+                format!(
+                    "unknown {} '{v}' (expected one of: {})",
+                    kind.as_str(),
+                    known.join(", ")
+                ),
+            );
             None
         }
     }
@@ -275,114 +381,78 @@ impl App {
             None => Some(Priority::Normal),
         };
         let subject = p.check("subject", bounded(&input.subject, 1, MAX_SUBJECT));
-        let body = input.body.as_deref().map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned);
+        let body = input
+            .body
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned);
         if body.as_ref().is_some_and(|b| b.len() > MAX_BODY) {
             p.add("body", format!("must be at most {MAX_BODY} bytes"));
         }
-        let category = self.check_slug(&mut p, "category", TaxonomyKind::Category, input.category.as_deref());
-        let measure = self.check_slug(&mut p, "measure", TaxonomyKind::Measure, input.measure.as_deref());
+        let category = self.check_slug(
+            &mut p,
+            "category",
+            TaxonomyKind::Category,
+            input.category.as_deref(),
+        );
+        let measure = self.check_slug(
+            &mut p,
+            "measure",
+            TaxonomyKind::Measure,
+            input.measure.as_deref(),
+        );
         let tags = p.check("tags", normalise_tags(&input.tags));
-        let citizen = input.citizen.as_ref().and_then(|c| ValidCitizen::parse(c, "citizen", &mut p));
+        let citizen = input
+            .citizen
+            .as_ref()
+            .and_then(|c| ValidCitizen::parse(c, "citizen", &mut p));
         if input.citizen.is_some() && input.citizen_id.is_some() {
             p.add("citizen", "give either citizen_id or citizen, not both");
         }
         p.finish()?;
         match (channel, tier, priority, subject, tags) {
-            (Some(channel), Some(tier), Some(priority), Some(subject), Some(tags)) => Ok(ValidTicket {
-                channel,
-                tier,
-                priority,
-                subject,
-                body,
-                category,
-                measure,
-                tags,
-                citizen,
-            }),
-            _ => Err(ServiceError::Internal("validation produced no value".into())),
+            (Some(channel), Some(tier), Some(priority), Some(subject), Some(tags)) => {
+                Ok(ValidTicket {
+                    channel,
+                    tier,
+                    priority,
+                    subject,
+                    body,
+                    category,
+                    measure,
+                    tags,
+                    citizen,
+                })
+            }
+            _ => Err(ServiceError::Internal(
+                "validation produced no value".into(),
+            )),
         }
     }
 
     /// Opens a ticket, finding or creating its citizen, in one transaction.
-    pub async fn create_ticket(&self, actor: &Actor, input: NewTicket) -> Result<TicketView, ServiceError> {
+    pub async fn create_ticket(
+        &self,
+        actor: &Actor,
+        input: NewTicket,
+    ) -> Result<TicketView, ServiceError> {
         actor.require_operator()?;
         let v = self.validate_ticket(&input)?;
         actor.require_tier(v.tier)?;
         let number = self.inner.numbers.next(&self.db().write).await?;
-        let at = now();
-        let id = Uuid::now_v7();
-        let mut events = Vec::new();
-
-        let txn = self.db().write.begin().await?;
-        let citizen_id = match (input.citizen_id, &v.citizen) {
-            (Some(cid), _) => {
-                if citizen::Entity::find_by_id(cid).one(&txn).await?.is_none() {
-                    return Err(ServiceError::field("citizen_id", format!("no citizen with id {cid}")));
-                }
-                Some(cid)
-            }
-            (None, Some(c)) => {
-                let (cid, created) = find_or_create(&txn, c).await?;
-                if created {
-                    crate::audit::record(&txn, Some(actor.id), "citizen.created", "citizen", Some(cid), None).await?;
-                    events.push(DomainEvent::CitizenCreated { citizen_id: cid, at });
-                }
-                Some(cid)
-            }
-            (None, None) => None,
-        };
-        let model = ticket::Model {
-            id,
+        let job = crate::intake::CreateJob {
+            actor_id: actor.id,
+            ticket: v,
+            citizen_id: input.citizen_id,
             number: number.as_str().to_owned(),
-            channel: v.channel.as_str().to_owned(),
-            tier: v.tier.as_str().to_owned(),
-            status: Status::New.as_str().to_owned(),
-            priority: v.priority.as_str().to_owned(),
-            category: v.category.clone(),
-            measure: v.measure.clone(),
-            subject: v.subject.clone(),
-            citizen_id,
-            assignee_id: None,
-            tags: serde_json::to_string(&v.tags).unwrap_or_else(|_| "[]".into()),
-            created_by: Some(actor.id),
-            created_at: at,
-            updated_at: at,
-            first_response_at: None,
-            resolved_at: None,
-            closed_at: None,
-            sla_due_at: None,
+            id: Uuid::now_v7(),
+            at: now(),
         };
-        let am: ticket::ActiveModel = model.clone().into();
-        ticket::Entity::insert(am).exec_without_returning(&txn).await?;
-        if let Some(body) = &v.body {
-            insert_entry(&txn, &new_entry(id, EntryKind::Inbound, None, body.clone(), None, at)).await?;
-        }
-        crate::audit::record(
-            &txn,
-            Some(actor.id),
-            "ticket.created",
-            "ticket",
-            Some(id),
-            Some(serde_json::json!({ "number": model.number, "channel": model.channel })),
-        )
-        .await?;
-        let citizen_ref = match citizen_id {
-            Some(cid) => citizen::Entity::find_by_id(cid).one(&txn).await?.map(|c| CitizenRef { id: c.id, name: c.name }),
-            None => None,
-        };
-        txn.commit().await?;
-
-        events.push(DomainEvent::TicketCreated {
-            ticket_id: id,
-            number: model.number.clone(),
-            channel: v.channel,
-            tier: v.tier,
-            category: v.category.clone(),
-            at,
-        });
+        let (view, events) = self.inner.intake.submit(job).await?;
         self.bus().publish_all(events);
-        tracing::info!(ticket.id = %id, ticket.number = %model.number, channel = %v.channel, "ticket created");
-        Ok(view(model, citizen_ref))
+        tracing::info!(ticket.id = %view.id, ticket.number = %view.number, channel = %view.channel, "ticket created");
+        Ok(view)
     }
 
     fn filter_for(&self, actor: &Actor, q: &TicketQuery) -> Result<TicketFilter, ServiceError> {
@@ -396,25 +466,36 @@ impl App {
             }
         }
         if let Some(c) = q.channel.as_deref().filter(|s| !s.is_empty()) {
-            f.channel = p.check("channel", Channel::parse(c)).map(|c| c.as_str().to_owned());
+            f.channel = p
+                .check("channel", Channel::parse(c))
+                .map(|c| c.as_str().to_owned());
         }
         let visible = actor.tiers();
         match q.tier.as_deref().filter(|s| !s.is_empty()) {
             Some(t) => {
                 if let Some(tier) = p.check("tier", Tier::parse(t)) {
                     if !visible.contains(&tier) {
-                        return Err(ServiceError::Forbidden(format!("you have no access to {tier} tickets")));
+                        return Err(ServiceError::Forbidden(format!(
+                            "you have no access to {tier} tickets"
+                        )));
                     }
                     f.tiers = vec![tier.as_str().to_owned()];
                 }
             }
+            // Seeing every tier needs no tier condition, which keeps the status indexes usable.
+            None if visible.len() == Tier::ALL.len() => {}
             None => f.tiers = visible.iter().map(|t| t.as_str().to_owned()).collect(),
         }
         f.category = q.category.clone().filter(|s| !s.is_empty());
         f.measure = q.measure.clone().filter(|s| !s.is_empty());
         match q.assignee.as_deref().filter(|s| !s.is_empty()) {
             Some("none") => f.unassigned = true,
-            Some(a) => f.assignee = p.check("assignee", Uuid::parse_str(a).map_err(|_| "must be a user id or 'none'")),
+            Some(a) => {
+                f.assignee = p.check(
+                    "assignee",
+                    Uuid::parse_str(a).map_err(|_| "must be a user id or 'none'"),
+                )
+            }
             None => {}
         }
         f.citizen_id = q.citizen_id;
@@ -427,7 +508,11 @@ impl App {
     }
 
     /// A page of tickets the actor may see, filtered.
-    pub async fn list_tickets(&self, actor: &Actor, q: &TicketQuery) -> Result<TicketPage, ServiceError> {
+    pub async fn list_tickets(
+        &self,
+        actor: &Actor,
+        q: &TicketQuery,
+    ) -> Result<TicketPage, ServiceError> {
         actor.require_operator()?;
         let filter = self.filter_for(actor, q)?;
         let mut p = Problems::default();
@@ -444,13 +529,19 @@ impl App {
             p.add("limit", "must be between 1 and 200");
         }
         let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-            Some(c) => p.check("cursor", Uuid::parse_str(c).map_err(|_| "is not a cursor returned by this API")),
+            Some(c) => p.check(
+                "cursor",
+                Uuid::parse_str(c).map_err(|_| "is not a cursor returned by this API"),
+            ),
             None => None,
         };
         p.finish()?;
         let read = &self.db().read;
         let (rows, next) = query::list_tickets(read, &filter, order, cursor, limit).await?;
-        Ok(TicketPage { items: summaries(read, rows).await?, next_cursor: next.map(|n| n.to_string()) })
+        Ok(TicketPage {
+            items: summaries(read, rows).await?,
+            next_cursor: next.map(|n| n.to_string()),
+        })
     }
 
     /// How many tickets the actor may see match the filters.
@@ -460,9 +551,17 @@ impl App {
         Ok(query::count_tickets(&self.db().read, &filter).await?)
     }
 
-    async fn load_visible<C: ConnectionTrait>(&self, conn: &C, actor: &Actor, id: Uuid) -> Result<ticket::Model, ServiceError> {
+    async fn load_visible<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        id: Uuid,
+    ) -> Result<ticket::Model, ServiceError> {
         actor.require_operator()?;
-        let t = ticket::Entity::find_by_id(id).one(conn).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let t = ticket::Entity::find_by_id(id)
+            .one(conn)
+            .await?
+            .ok_or(ServiceError::NotFound("ticket"))?;
         actor.require_tier(parse_stored(&t.tier, Tier::parse, Tier::FrontOffice))?;
         Ok(t)
     }
@@ -492,7 +591,15 @@ impl App {
         };
         let mut v = summaries(read, vec![t]).await?.remove(0);
         v.timeline = Some(entries.into_iter().map(|e| entry_view(e, &names)).collect());
-        crate::audit::record(&self.db().write, Some(actor.id), "ticket.viewed", "ticket", Some(id), None).await?;
+        crate::audit::record(
+            &self.db().write,
+            Some(actor.id),
+            "ticket.viewed",
+            "ticket",
+            Some(id),
+            None,
+        )
+        .await?;
         Ok(v)
     }
 
@@ -500,10 +607,20 @@ impl App {
     ///
     /// The update is conditional on the status read, so two operators changing the same ticket
     /// at once cannot both succeed from the same starting point: the second gets a conflict.
-    pub async fn transition(&self, actor: &Actor, id: Uuid, req: TransitionRequest) -> Result<TicketView, ServiceError> {
+    pub async fn transition(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        req: TransitionRequest,
+    ) -> Result<TicketView, ServiceError> {
         let mut p = Problems::default();
         let to = p.check("to", Status::parse(req.to.trim()));
-        let reason = req.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
+        let reason = req
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
         if reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
             p.add("reason", "must be at most 2000 characters");
         }
@@ -513,7 +630,8 @@ impl App {
         let txn = self.db().write.begin().await?;
         let t = self.load_visible(&txn, actor, id).await?;
         let from = parse_stored(&t.status, Status::parse, Status::New);
-        from.transition(to).map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        from.transition(to)
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         let at = now();
         let assignee = match to {
             Status::New => None,
@@ -533,7 +651,10 @@ impl App {
             }
             Status::Closed => update = update.col_expr(ticket::Column::ClosedAt, Expr::value(at)),
             Status::Open if from == Status::Resolved => {
-                update = update.col_expr(ticket::Column::ResolvedAt, Expr::value(Option::<DateTime<Utc>>::None));
+                update = update.col_expr(
+                    ticket::Column::ResolvedAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                );
             }
             _ => {}
         }
@@ -543,21 +664,52 @@ impl App {
             .exec(&txn)
             .await?;
         if res.rows_affected != 1 {
-            return Err(ServiceError::Conflict("the ticket was changed meanwhile; reload it and try again".into()));
+            return Err(ServiceError::Conflict(
+                "the ticket was changed meanwhile; reload it and try again".into(),
+            ));
         }
         let meta = serde_json::json!({ "from": from, "to": to, "reason": reason });
         let body = match &reason {
             Some(r) => format!("{from} → {to}: {r}"),
             None => format!("{from} → {to}"),
         };
-        insert_entry(&txn, &new_entry(id, EntryKind::System, Some(actor.id), body, Some(meta.clone()), at)).await?;
-        crate::audit::record(&txn, Some(actor.id), "ticket.transitioned", "ticket", Some(id), Some(meta)).await?;
+        insert_entry(
+            &txn,
+            &new_entry(
+                id,
+                EntryKind::System,
+                Some(actor.id),
+                body,
+                Some(meta.clone()),
+                at,
+            ),
+        )
+        .await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "ticket.transitioned",
+            "ticket",
+            Some(id),
+            Some(meta),
+        )
+        .await?;
         txn.commit().await?;
 
         let tier = parse_stored(&t.tier, Tier::parse, Tier::FrontOffice);
-        let mut events = vec![DomainEvent::TicketTransitioned { ticket_id: id, from, to, at }];
+        let mut events = vec![DomainEvent::TicketTransitioned {
+            ticket_id: id,
+            from,
+            to,
+            at,
+        }];
         if assignee != t.assignee_id {
-            events.push(DomainEvent::TicketAssigned { ticket_id: id, assignee_id: assignee, tier, at });
+            events.push(DomainEvent::TicketAssigned {
+                ticket_id: id,
+                assignee_id: assignee,
+                tier,
+                at,
+            });
         }
         self.bus().publish_all(events);
         self.get_ticket_unaudited(id).await
@@ -565,12 +717,20 @@ impl App {
 
     async fn get_ticket_unaudited(&self, id: Uuid) -> Result<TicketView, ServiceError> {
         let read = &self.db().read;
-        let t = ticket::Entity::find_by_id(id).one(read).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let t = ticket::Entity::find_by_id(id)
+            .one(read)
+            .await?
+            .ok_or(ServiceError::NotFound("ticket"))?;
         Ok(summaries(read, vec![t]).await?.remove(0))
     }
 
     /// Adds an operator's entry (an internal note) to a ticket's timeline.
-    pub async fn add_entry(&self, actor: &Actor, id: Uuid, input: NewEntry) -> Result<EntryView, ServiceError> {
+    pub async fn add_entry(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        input: NewEntry,
+    ) -> Result<EntryView, ServiceError> {
         let mut p = Problems::default();
         let kind = p.check("kind", EntryKind::parse(input.kind.trim()));
         if kind.is_some_and(|k| k != EntryKind::Note) {
@@ -589,9 +749,22 @@ impl App {
             .filter(ticket::Column::Id.eq(id))
             .exec(&txn)
             .await?;
-        crate::audit::record(&txn, Some(actor.id), "ticket.note_added", "ticket", Some(id), None).await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "ticket.note_added",
+            "ticket",
+            Some(id),
+            None,
+        )
+        .await?;
         txn.commit().await?;
-        self.bus().publish_all(vec![DomainEvent::EntryAdded { ticket_id: id, entry_id: entry.id, kind: EntryKind::Note, at }]);
+        self.bus().publish_all(vec![DomainEvent::EntryAdded {
+            ticket_id: id,
+            entry_id: entry.id,
+            kind: EntryKind::Note,
+            at,
+        }]);
         let names = HashMap::from([(actor.id, actor.name.clone())]);
         Ok(entry_view(entry, &names))
     }

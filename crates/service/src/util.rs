@@ -12,7 +12,11 @@ pub fn bounded(value: &str, min: usize, max: usize) -> Result<String, String> {
     let v = value.trim();
     let n = v.chars().count();
     if n < min {
-        Err(if min == 1 { "must not be empty".into() } else { format!("must be at least {min} characters") })
+        Err(if min == 1 {
+            "must not be empty".into()
+        } else {
+            format!("must be at least {min} characters")
+        })
     } else if n > max {
         Err(format!("must be at most {max} characters (got {n})"))
     } else {

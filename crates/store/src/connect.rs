@@ -22,7 +22,11 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { max_connections: 16, connect_timeout: Duration::from_secs(5), migrate: true }
+        DbOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            migrate: true,
+        }
     }
 }
 
@@ -69,7 +73,10 @@ pub fn redact_url(url: &str) -> String {
 /// Connects, applies SQLite pragmas, and runs migrations when asked.
 pub async fn connect(url: &str, opts: &DbOptions) -> Result<Database, StoreError> {
     let target = redact_url(url);
-    let fail = |reason: String| StoreError::Connect { target: target.clone(), reason };
+    let fail = |reason: String| StoreError::Connect {
+        target: target.clone(),
+        reason,
+    };
     let db = if url.starts_with("sqlite:") {
         ensure_sqlite_dir(url).map_err(&fail)?;
         let write = open(url, 1, opts).await.map_err(|e| fail(e.to_string()))?;
@@ -78,15 +85,22 @@ pub async fn connect(url: &str, opts: &DbOptions) -> Result<Database, StoreError
             .map_err(|e| fail(e.to_string()))?;
         Database { write, read }
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let pool = open(url, opts.max_connections, opts).await.map_err(|e| fail(e.to_string()))?;
-        Database { write: pool.clone(), read: pool }
+        let pool = open(url, opts.max_connections, opts)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Database {
+            write: pool.clone(),
+            read: pool,
+        }
     } else {
         return Err(fail(
             "unsupported URL scheme: use sqlite://PATH?mode=rwc or postgres://USER@HOST/DB".into(),
         ));
     };
     if opts.migrate {
-        Migrator::up(&db.write, None).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        Migrator::up(&db.write, None)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
     }
     Ok(db)
 }
@@ -131,16 +145,27 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
-        assert_eq!(redact_url("sqlite://data/a.db?mode=rwc"), "sqlite://data/a.db?mode=rwc");
+        assert_eq!(
+            redact_url("sqlite://data/a.db?mode=rwc"),
+            "sqlite://data/a.db?mode=rwc"
+        );
     }
 
     #[tokio::test]
     async fn unreachable_postgres_fails_fast_naming_the_database() {
-        let opts = DbOptions { connect_timeout: Duration::from_secs(2), ..Default::default() };
+        let opts = DbOptions {
+            connect_timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
         let started = std::time::Instant::now();
-        let err = connect("postgres://nobody:pw@127.0.0.1:1/nothing", &opts).await.unwrap_err();
+        let err = connect("postgres://nobody:pw@127.0.0.1:1/nothing", &opts)
+            .await
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("127.0.0.1:1/nothing"), "{msg}");
         assert!(!msg.contains("pw@"), "password leaked: {msg}");

@@ -21,5 +21,8 @@ impl StoreError {
 
 /// Whether a database error is a unique-constraint violation, on SQLite or PostgreSQL.
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }

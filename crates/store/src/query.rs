@@ -2,8 +2,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -59,13 +59,18 @@ fn filtered(filter: &TicketFilter) -> Select<ticket::Entity> {
     if let Some(c) = filter.citizen_id {
         q = q.filter(ticket::Column::CitizenId.eq(c));
     }
-    if let Some(t) = filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    if let Some(t) = filter
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let pattern = format!("%{}%", escape_like(&t.to_lowercase()));
         q = q.filter(
-            ticket::Column::Number.eq(t.to_uppercase()).or(Expr::expr(Func::lower(Expr::col(
-                ticket::Column::Subject,
-            )))
-            .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))),
+            ticket::Column::Number
+                .eq(t.to_uppercase())
+                .or(Expr::expr(Func::lower(Expr::col(ticket::Column::Subject)))
+                    .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\'))),
         );
     }
     q
@@ -135,8 +140,10 @@ pub async fn search_citizens<C: ConnectionTrait>(
     let name_part = name_part.trim().to_lowercase();
     if !name_part.is_empty() {
         cond = cond.add(
-            citizen::Column::NameLower
-                .like(sea_orm::sea_query::LikeExpr::new(format!("%{}%", escape_like(&name_part))).escape('\\')),
+            citizen::Column::NameLower.like(
+                sea_orm::sea_query::LikeExpr::new(format!("%{}%", escape_like(&name_part)))
+                    .escape('\\'),
+            ),
         );
     }
     if let Some(cf) = codice_fiscale {

@@ -20,7 +20,9 @@ pub enum Backend {
 
 /// The PostgreSQL URL the suite may create scratch databases on, when switched on.
 pub fn pg_url() -> Option<String> {
-    std::env::var("SPORTELLO_TEST_PG_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("SPORTELLO_TEST_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// Runs a test body on SQLite and, when switched on, on PostgreSQL.
@@ -72,12 +74,21 @@ impl Drop for TestApp {
             Some(Cleanup::PgDatabase { admin_url, name }) => {
                 // Best effort, on a thread of its own: Drop cannot await.
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
                     rt.block_on(async {
-                        let opts = sportello_store::DbOptions { migrate: false, ..Default::default() };
+                        let opts = sportello_store::DbOptions {
+                            migrate: false,
+                            ..Default::default()
+                        };
                         let db = sportello_store::connect(&admin_url, &opts).await.ok()?;
                         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        db.write.execute_raw(Statement::from_string(db.backend(), sql)).await.ok()?;
+                        db.write
+                            .execute_raw(Statement::from_string(db.backend(), sql))
+                            .await
+                            .ok()?;
                         Some(())
                     })
                 })
@@ -91,17 +102,27 @@ impl Drop for TestApp {
 /// Creates an empty database on the configured PostgreSQL and returns its URL.
 pub async fn fresh_pg_database() -> (String, String, String) {
     let admin_url = pg_url().expect("SPORTELLO_TEST_PG_URL");
-    let opts = sportello_store::DbOptions { migrate: false, ..Default::default() };
+    let opts = sportello_store::DbOptions {
+        migrate: false,
+        ..Default::default()
+    };
     let db = sportello_store::connect(&admin_url, &opts)
         .await
-        .unwrap_or_else(|e| panic!("SPORTELLO_TEST_PG_URL is set but PostgreSQL is unreachable: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("SPORTELLO_TEST_PG_URL is set but PostgreSQL is unreachable: {e}")
+        });
     let name = format!("sportello_t_{}", Uuid::now_v7().simple());
     db.write
-        .execute_raw(Statement::from_string(db.backend(), format!("CREATE DATABASE \"{name}\"")))
+        .execute_raw(Statement::from_string(
+            db.backend(),
+            format!("CREATE DATABASE \"{name}\""),
+        ))
         .await
         .expect("create scratch database");
     db.close().await;
-    let (prefix, _) = admin_url.rsplit_once('/').expect("database URL with a path");
+    let (prefix, _) = admin_url
+        .rsplit_once('/')
+        .expect("database URL with a path");
     (format!("{prefix}/{name}"), admin_url, name)
 }
 
@@ -111,7 +132,10 @@ impl TestApp {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("sportello-test-{}", Uuid::now_v7()));
                 std::fs::create_dir_all(&dir).unwrap();
-                (format!("sqlite://{}/t.db?mode=rwc", dir.display()), Cleanup::Dir(dir))
+                (
+                    format!("sqlite://{}/t.db?mode=rwc", dir.display()),
+                    Cleanup::Dir(dir),
+                )
             }
             Backend::Postgres => {
                 let (url, admin_url, name) = fresh_pg_database().await;
@@ -123,15 +147,21 @@ impl TestApp {
 
     /// Runs another instance on an existing database (for multi-instance tests).
     pub async fn spawn_on(url: &str, cleanup: Option<Cleanup>) -> TestApp {
-        let db = sportello_store::connect(url, &Default::default()).await.expect("connect");
+        let db = sportello_store::connect(url, &Default::default())
+            .await
+            .expect("connect");
         let app = App::new(db, ServiceConfig::default()).await.expect("app");
-        app.bootstrap_admin(Some(ADMIN_PASSWORD.into())).await.expect("bootstrap admin");
+        app.bootstrap_admin(Some(ADMIN_PASSWORD.into()))
+            .await
+            .expect("bootstrap admin");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
         let router = sportello_server::router(app.clone(), Default::default());
         let s = stop.clone();
-        tokio::spawn(async move { sportello_server::serve(listener, router, async move { s.cancelled().await }).await });
+        tokio::spawn(async move {
+            sportello_server::serve(listener, router, async move { s.cancelled().await }).await
+        });
         let client = reqwest::Client::new();
         let mut t = TestApp {
             base,
@@ -151,14 +181,26 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let (status, body) =
-            self.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": username, "password": password}))).await;
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "login {username}: {body}");
         body["token"].as_str().unwrap().to_owned()
     }
 
     /// Sends a request and returns the status and the JSON body (Null when empty).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -168,12 +210,24 @@ impl TestApp {
         }
         let res = req.send().await.expect("request");
         let status = res.status();
-        let ctype = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let ctype = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let text = res.text().await.unwrap();
         if status.is_client_error() || status.is_server_error() {
-            assert_eq!(ctype, "application/problem+json", "{status} {path}: errors must be problem+json: {text}");
+            assert_eq!(
+                ctype, "application/problem+json",
+                "{status} {path}: errors must be problem+json: {text}"
+            );
         }
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, v)
     }
 
@@ -192,7 +246,10 @@ impl TestApp {
             .post("/api/v1/users", &self.admin_token, json!({"username": username, "password": pw, "name": format!("Operatore {username}"), "roles": roles}))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        (body["id"].as_str().unwrap().to_owned(), self.login(username, &pw).await)
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            self.login(username, &pw).await,
+        )
     }
 
     pub async fn ticket(&self, token: &str, body: Value) -> Value {

@@ -38,6 +38,14 @@ pub async fn list(
     CurrentUser(actor): CurrentUser,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditList>> {
-    let items = s.app.audit_trail(&actor, q.entity_type.as_deref(), q.entity_id, q.limit.unwrap_or(100)).await?;
+    let items = s
+        .app
+        .audit_trail(
+            &actor,
+            q.entity_type.as_deref(),
+            q.entity_id,
+            q.limit.unwrap_or(100),
+        )
+        .await?;
     Ok(Json(AuditList { items }))
 }

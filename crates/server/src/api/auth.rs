@@ -30,7 +30,11 @@ pub struct LoginRequest {
 }
 
 fn cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
@@ -40,9 +44,14 @@ fn cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
 /// Signs in: returns a bearer token and sets the session cookie for the web UI.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = Session), (status = 401, body = Problem), (status = 422, body = Problem)))]
-pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
     let session = state.app.login(&req.username, &req.password).await?;
-    let max_age = (session.expires_at - chrono::Utc::now()).num_seconds().max(0);
+    let max_age = (session.expires_at - chrono::Utc::now())
+        .num_seconds()
+        .max(0);
     let mut headers = HeaderMap::new();
     headers.insert(SET_COOKIE, cookie(&state, &session.token, max_age));
     Ok((StatusCode::OK, headers, Json(session)).into_response())
@@ -51,7 +60,11 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
 /// Signs out: the token stops working at once and the cookie is cleared.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
-pub async fn logout(State(state): State<AppState>, CurrentUser(_): CurrentUser, req: axum::extract::Request) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    CurrentUser(_): CurrentUser,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
     let (parts, _) = req.into_parts();
     if let Some((token, _)) = token_of(&parts) {
         state.app.logout(&token).await?;

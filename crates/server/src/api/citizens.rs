@@ -14,7 +14,9 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/citizens", post(create).get(search)).route("/citizens/{id}", get(read))
+    Router::new()
+        .route("/citizens", post(create).get(search))
+        .route("/citizens/{id}", get(read))
 }
 
 /// Registers a citizen.
@@ -25,7 +27,10 @@ pub async fn create(
     CurrentUser(actor): CurrentUser,
     ApiJson(input): ApiJson<NewCitizen>,
 ) -> ApiResult<(StatusCode, Json<CitizenView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.create_citizen(&actor, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.app.create_citizen(&actor, input).await?),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -50,7 +55,12 @@ pub async fn search(
     CurrentUser(actor): CurrentUser,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<CitizenList>> {
-    Ok(Json(CitizenList { items: s.app.search_citizens(&actor, &q.q, q.limit.unwrap_or(20)).await? }))
+    Ok(Json(CitizenList {
+        items: s
+            .app
+            .search_citizens(&actor, &q.q, q.limit.unwrap_or(20))
+            .await?,
+    }))
 }
 
 /// A citizen with their tickets.

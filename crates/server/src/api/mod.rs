@@ -4,6 +4,8 @@ pub mod audit;
 pub mod auth;
 pub mod citizens;
 pub mod health;
+pub mod mail;
+pub mod phone;
 pub mod taxonomy;
 pub mod tickets;
 pub mod users;
@@ -21,5 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(taxonomy::router())
         .merge(audit::router())
+        .merge(phone::router())
+        .merge(mail::router())
         .merge(crate::openapi::router())
 }

@@ -13,7 +13,9 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/taxonomy", get(list)).route("/taxonomy/{kind}", post(add))
+    Router::new()
+        .route("/taxonomy", get(list))
+        .route("/taxonomy/{kind}", post(add))
 }
 
 /// Categories and measures with their Italian and English labels.
@@ -36,7 +38,15 @@ pub async fn add(
     let kind = match kind.as_str() {
         "categories" => TaxonomyKind::Category,
         "measures" => TaxonomyKind::Measure,
-        _ => return Err(ApiError::invalid("kind", "must be 'categories' or 'measures'")),
+        _ => {
+            return Err(ApiError::invalid(
+                "kind",
+                "must be 'categories' or 'measures'",
+            ));
+        }
     };
-    Ok((StatusCode::CREATED, Json(s.app.add_taxonomy_entry(&actor, kind, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.app.add_taxonomy_entry(&actor, kind, input).await?),
+    ))
 }

@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use sportello_service::tickets::{EntryView, NewEntry, NewTicket, TicketPage, TicketQuery, TicketView, TransitionRequest};
+use sportello_service::tickets::{
+    EntryView, NewEntry, NewTicket, TicketPage, TicketQuery, TicketView, TransitionRequest,
+};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -31,7 +33,10 @@ pub async fn create(
     CurrentUser(actor): CurrentUser,
     ApiJson(input): ApiJson<NewTicket>,
 ) -> ApiResult<(StatusCode, Json<TicketView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.create_ticket(&actor, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.app.create_ticket(&actor, input).await?),
+    ))
 }
 
 /// Lists tickets of the tiers the caller may see, newest first, one page at a time.
@@ -59,7 +64,9 @@ pub async fn count(
     CurrentUser(actor): CurrentUser,
     ApiQuery(q): ApiQuery<TicketQuery>,
 ) -> ApiResult<Json<Count>> {
-    Ok(Json(Count { count: s.app.count_tickets(&actor, &q).await? }))
+    Ok(Json(Count {
+        count: s.app.count_tickets(&actor, &q).await?,
+    }))
 }
 
 /// One ticket with its timeline.
@@ -98,5 +105,8 @@ pub async fn add_entry(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NewEntry>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.add_entry(&actor, id, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.app.add_entry(&actor, id, req).await?),
+    ))
 }

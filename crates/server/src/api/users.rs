@@ -14,7 +14,9 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/users", post(create).get(list)).route("/users/{id}", get(read).patch(update))
+    Router::new()
+        .route("/users", post(create).get(list))
+        .route("/users/{id}", get(read).patch(update))
 }
 
 /// Creates an account.
@@ -25,7 +27,10 @@ pub async fn create(
     CurrentUser(actor): CurrentUser,
     ApiJson(input): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.create_user(&actor, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.app.create_user(&actor, input).await?),
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -36,8 +41,13 @@ pub struct UserList {
 /// Lists accounts.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserList), (status = 403, body = Problem)))]
-pub async fn list(State(s): State<AppState>, CurrentUser(actor): CurrentUser) -> ApiResult<Json<UserList>> {
-    Ok(Json(UserList { items: s.app.list_users(&actor).await? }))
+pub async fn list(
+    State(s): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> ApiResult<Json<UserList>> {
+    Ok(Json(UserList {
+        items: s.app.list_users(&actor).await?,
+    }))
 }
 
 /// One account.

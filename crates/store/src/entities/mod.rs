@@ -3,8 +3,15 @@
 
 pub mod audit_log;
 pub mod auth_token;
+pub mod call;
+pub mod callback;
 pub mod citizen;
 pub mod citizen_contact;
+pub mod mail_attachment;
+pub mod mail_checkpoint;
+pub mod mail_message;
+pub mod mail_outbox;
+pub mod mail_quarantine;
 pub mod taxonomy;
 pub mod ticket;
 pub mod ticket_counter;

@@ -1,0 +1,1752 @@
+//! The phone channel's use cases: call events and CDR rows become call records, tickets with
+//! the call on their timeline, and call-back work with a deadline; plus the call log, the
+//! call-back queue and what operators record about calls and call-backs.
+//!
+//! Ingestion works in batches (one webhook request, or a slice of a CDR file) inside one
+//! transaction: the state the batch touches is loaded once, every item is applied in memory in
+//! order, and all changes are written with multi-row statements. A webhook event and an
+//! imported row go through the same code.
+//!
+//! The rules, in the order they are decided for a call once its outcome is known:
+//! - the citizen is the caller of an inbound call or the callee of an outbound one, matched by
+//!   E.164 number; an unknown number gets a citizen created ("Chiamante +39..."); a withheld
+//!   number gets none, and a call-back is impossible;
+//! - a call from or to a number with an open call-back joins that call-back (its entry goes on
+//!   the call-back ticket); the call-back is done once an answered call (the citizen got through,
+//!   or an operator reached them) started at or after the latest missed call, or when none of its
+//!   calls turns out missed after all (a late `answer`);
+//! - otherwise a missed inbound call opens a call-back, unless an answered call with the same
+//!   number started at or after it;
+//! - otherwise an answered call joins the citizen's open front-office phone ticket, or opens one.
+//!
+//! Ticket numbers are allocated before the write transaction (SQLite has one writer): a batch
+//! is planned, and if it needs more numbers than it holds it is rolled back, the numbers are
+//! reserved, and it is planned again.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
+    EntityTrait, QueryFilter, Statement, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sportello_domain::calendar::BusinessCalendar;
+use sportello_domain::event::DomainEvent;
+use sportello_domain::{Channel, EntryKind, Priority, Status, TicketNumber, Tier};
+use sportello_phone::{CallEvent, CallOutcome, CallRecord, CdrRow, Direction, Party};
+use sportello_store::calls::{self as q, CallFilter, Cursor};
+use sportello_store::entities::{audit_log, call, callback, citizen, citizen_contact, ticket, ticket_entry, user};
+use uuid::Uuid;
+
+use crate::error::Problems;
+use crate::numbers::NumberAllocator;
+use crate::tickets::EntryView;
+use crate::util::{bounded, now};
+use crate::{Actor, App, ServiceConfig, ServiceError};
+
+/// The adapter crate, for the server's webhooks and the binary's CDR import.
+pub use sportello_phone;
+
+/// The tag every call-back ticket carries.
+pub const CALLBACK_TAG: &str = "callback";
+/// How long a call-back may wait, in business days of the calendar.
+pub const CALLBACK_BUSINESS_DAYS: u32 = 1;
+/// Most attempts a batch is planned before giving up (number shortages, write races).
+const MAX_ATTEMPTS: usize = 5;
+/// PostgreSQL advisory lock serialising call ingestion across instances (see `lock`).
+const PHONE_LOCK_KEY: i64 = 0x5350_5048_4f4e_45; // "SPPHONE"
+
+const ACTIVE: [&str; 5] = ["new", "assigned", "open", "waiting_citizen", "waiting_internal"];
+
+/// What the phone channel needs beyond its configuration, built once at start-up.
+pub(crate) struct PhoneRuntime {
+    calendar: BusinessCalendar,
+    /// Ticket numbers reserved for a batch and not used by it, handed to the next one.
+    spare: std::sync::Mutex<Vec<TicketNumber>>,
+}
+
+impl PhoneRuntime {
+    /// Checks the `[phone]` section and the business calendar, naming what is wrong.
+    pub(crate) fn new(config: &ServiceConfig) -> Result<PhoneRuntime, ServiceError> {
+        config.phone.validate().map_err(|e| ServiceError::field("phone", e.to_string()))?;
+        let calendar = BusinessCalendar::from_config(&config.calendar)
+            .map_err(|e| ServiceError::field("calendar", e.to_string()))?;
+        Ok(PhoneRuntime { calendar, spare: std::sync::Mutex::new(Vec::new()) })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views and requests
+// ---------------------------------------------------------------------------------------------
+
+/// One call as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct CallView {
+    pub id: Uuid,
+    /// The integration that reported it (or the CDR import's source).
+    pub source: String,
+    /// The switchboard's id of the call.
+    pub call_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// `answered`, `missed`, `abandoned`, `voicemail`; absent while the call is ringing.
+    pub outcome: Option<String>,
+    /// The calling party: an E.164 number, an extension, or `anonymous`.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The caller hid the number.
+    pub withheld: bool,
+    pub citizen_id: Option<Uuid>,
+    /// The ticket whose timeline holds the call.
+    pub ticket_id: Option<Uuid>,
+    /// The call-back ticket the call belongs to.
+    pub callback_ticket_id: Option<Uuid>,
+    /// For a call nobody answered: `open`, `done` (its call-back), `not_needed` (the citizen was
+    /// reached later), `impossible` (no number to call back).
+    pub callback_state: Option<String>,
+    pub operator_id: Option<Uuid>,
+    /// The operator's user name.
+    pub operator: Option<String>,
+    /// The extension that answered (or placed an outbound call).
+    pub extension: Option<String>,
+    pub queue: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// From the first ring to the hangup.
+    pub duration_secs: Option<i32>,
+    /// From the answer to the hangup.
+    pub talk_secs: Option<i32>,
+    /// The outcome an operator recorded for the call.
+    pub result: Option<String>,
+}
+
+/// Call log filters as the API receives them.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct CallQuery {
+    pub citizen_id: Option<Uuid>,
+    pub ticket_id: Option<Uuid>,
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// `answered`, `missed`, `abandoned` or `voicemail`.
+    pub outcome: Option<String>,
+    /// Calls started at or after this RFC 3339 time.
+    pub from: Option<String>,
+    /// Calls started before this RFC 3339 time.
+    pub to: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of calls, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallPage {
+    pub items: Vec<CallView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One call-back as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct CallbackView {
+    /// The call-back ticket.
+    pub ticket_id: Uuid,
+    pub ticket_number: String,
+    #[schema(value_type = String)]
+    pub ticket_status: Status,
+    /// The number to call back, E.164.
+    pub number: String,
+    pub citizen_id: Option<Uuid>,
+    pub citizen_name: Option<String>,
+    /// `open` or `done`.
+    pub state: String,
+    /// Missed calls from the number that this call-back covers.
+    pub missed_count: i32,
+    /// Attempts to call back: unanswered outbound calls to the number, and attempts recorded by
+    /// operators.
+    pub attempts: i32,
+    pub first_missed_at: DateTime<Utc>,
+    pub last_missed_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    /// Open past its deadline.
+    pub overdue: bool,
+    pub done_at: Option<DateTime<Utc>>,
+    /// `reached` (an operator got through), `citizen_called` (the citizen got through),
+    /// `answered` (the missed calls turned out answered), `closed` (closed by an operator).
+    pub done_reason: Option<String>,
+}
+
+/// Call-back queue parameters.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct CallbackQuery {
+    /// `open` (default: by deadline, most urgent first) or `done` (most recent first).
+    pub state: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of call-backs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallbackPage {
+    pub items: Vec<CallbackView>,
+    pub next_cursor: Option<String>,
+}
+
+/// An attempt to call a citizen back that the switchboard did not report (or a decision to
+/// stop trying).
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackAttempt {
+    /// Whether the citizen was reached; `true` completes the call-back.
+    pub reached: bool,
+    pub note: Option<String>,
+    /// Close the call-back even though the citizen was not reached.
+    #[serde(default)]
+    pub close: bool,
+}
+
+/// An operator's note about a call, and optionally its outcome.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallNote {
+    pub body: String,
+    /// What came of the call, in the operator's words (e.g. "informazioni fornite").
+    pub result: Option<String>,
+}
+
+/// What a batch of call reports did.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct IngestReport {
+    /// Reports (events or rows) about calls not known before them.
+    pub new: u64,
+    /// Reports about calls already known (a repeat, or a later event of the call).
+    pub known: u64,
+    /// Reports that changed nothing.
+    pub unchanged: u64,
+    pub tickets_created: u64,
+    pub callbacks_opened: u64,
+    /// The calls touched, in the order first reported.
+    pub calls: Vec<CallSummary>,
+}
+
+/// Where one reported call stands.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CallSummary {
+    pub id: Uuid,
+    pub call_id: String,
+    pub outcome: Option<String>,
+    pub ticket_id: Option<Uuid>,
+    pub callback_ticket_id: Option<Uuid>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingestion
+// ---------------------------------------------------------------------------------------------
+
+/// One report about one call.
+enum Change<'a> {
+    Event(&'a CallEvent),
+    Row(&'a CdrRow),
+}
+
+struct Item<'a> {
+    source: &'a str,
+    call_id: &'a str,
+    change: Change<'a>,
+}
+
+impl Item<'_> {
+    /// Public numbers this report mentions (a superset of the citizen numbers it may need).
+    fn numbers(&self) -> impl Iterator<Item = String> + '_ {
+        let (a, b) = match &self.change {
+            Change::Event(e) => (e.from.as_ref(), e.to.as_ref()),
+            Change::Row(r) => (Some(&r.from), r.to.as_ref()),
+        };
+        [a, b].into_iter().flatten().filter_map(Party::number).map(|n| n.as_str().to_owned())
+    }
+}
+
+/// Whose call it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Who {
+    /// A public number that is not one of ours.
+    Citizen(String),
+    /// The caller hid the number (or the report gave none).
+    Anonymous,
+    /// An extension, one of our own numbers: not a citizen.
+    Internal,
+}
+
+fn who(record: &CallRecord, own: &[sportello_domain::PhoneNumber]) -> Who {
+    let party = match record.direction {
+        Direction::Inbound => record.from.as_ref(),
+        Direction::Outbound => record.to.as_ref(),
+    };
+    match (party, record.direction) {
+        (Some(Party::Number(n)), _) if own.contains(n) => Who::Internal,
+        (Some(Party::Number(n)), _) => Who::Citizen(n.as_str().to_owned()),
+        (Some(Party::Withheld) | None, Direction::Inbound) => Who::Anonymous,
+        _ => Who::Internal,
+    }
+}
+
+/// A call's row and record while a batch works on it.
+struct Slot {
+    model: call::Model,
+    record: CallRecord,
+    is_new: bool,
+    dirty: bool,
+}
+
+/// What a call-back's state is computed from: its calls.
+#[derive(Clone, Copy)]
+struct LinkedCall {
+    direction: Direction,
+    outcome: Option<CallOutcome>,
+    started_at: DateTime<Utc>,
+}
+
+struct CbSlot {
+    model: callback::Model,
+    is_new: bool,
+    dirty: bool,
+    calls: HashMap<Uuid, LinkedCall>,
+}
+
+/// Everything one batch reads, decides and then writes.
+struct Batch<'a> {
+    app: &'a App,
+    at: DateTime<Utc>,
+    calls: HashMap<(String, String), Slot>,
+    /// Keys in the order first reported, for the report.
+    order: Vec<(String, String)>,
+    /// Citizen by phone number (`None`: nobody has it).
+    citizens: HashMap<String, Option<Uuid>>,
+    /// Open call-backs by number.
+    open_cbs: HashMap<String, CbSlot>,
+    /// Call-backs done in this batch (written at the end).
+    done_cbs: Vec<CbSlot>,
+    /// When the latest answered call with each number started.
+    last_answered: HashMap<String, DateTime<Utc>>,
+    /// Each citizen's most recent active front-office phone ticket.
+    open_ticket: HashMap<Uuid, Uuid>,
+    /// Status of the existing tickets this batch may change.
+    ticket_status: HashMap<Uuid, Status>,
+    users: HashMap<String, Uuid>,
+    usernames: HashMap<Uuid, String>,
+    numbers: VecDeque<TicketNumber>,
+    short: usize,
+    /// Keys already in `order`.
+    seen: HashSet<(String, String)>,
+
+    new_citizens: Vec<citizen::Model>,
+    new_contacts: Vec<citizen_contact::Model>,
+    new_tickets: Vec<ticket::Model>,
+    new_ticket_index: HashMap<Uuid, usize>,
+    touched: HashSet<Uuid>,
+    resolved: Vec<(Uuid, Status)>,
+    new_entries: Vec<ticket_entry::Model>,
+    new_entry_index: HashMap<Uuid, usize>,
+    entry_updates: HashMap<Uuid, (Option<Uuid>, String, String)>,
+    audit: Vec<audit_log::ActiveModel>,
+    events: Vec<DomainEvent>,
+    report: IngestReport,
+}
+
+impl App {
+    fn phone_runtime(&self) -> &PhoneRuntime {
+        &self.inner.phone
+    }
+
+    /// Records switchboard events (one webhook request) in one transaction: all of them, or
+    /// none if anything fails.
+    pub async fn ingest_call_events(&self, events: &[CallEvent]) -> Result<IngestReport, ServiceError> {
+        let items: Vec<Item<'_>> = events
+            .iter()
+            .map(|e| Item { source: &e.source, call_id: &e.call_id, change: Change::Event(e) })
+            .collect();
+        self.ingest_calls(&items).await
+    }
+
+    /// Records rows of a CDR file imported under `source`, in one transaction. Rows of calls
+    /// already known are merged into them (so a re-import changes nothing).
+    pub async fn import_cdr_rows(&self, source: &str, rows: &[CdrRow]) -> Result<IngestReport, ServiceError> {
+        let items: Vec<Item<'_>> =
+            rows.iter().map(|r| Item { source, call_id: &r.call_id, change: Change::Row(r) }).collect();
+        self.ingest_calls(&items).await
+    }
+
+    async fn ingest_calls(&self, items: &[Item<'_>]) -> Result<IngestReport, ServiceError> {
+        if items.is_empty() {
+            return Ok(IngestReport::default());
+        }
+        let mut numbers = self.take_spare_call_numbers();
+        let mut last_error = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let txn = match self.db().write.begin().await {
+                Ok(txn) => txn,
+                Err(e) => {
+                    self.keep_spare_call_numbers(numbers);
+                    return Err(e.into());
+                }
+            };
+            let outcome = self.plan_and_write_calls(&txn, items, std::mem::take(&mut numbers)).await;
+            match outcome {
+                Ok(Planned::Done(report, events, unused)) => {
+                    if let Err(e) = txn.commit().await {
+                        // Nothing was written: the numbers were not used.
+                        self.keep_spare_call_numbers(unused);
+                        return Err(e.into());
+                    }
+                    self.keep_spare_call_numbers(unused);
+                    self.bus().publish_all(events);
+                    tracing::debug!(
+                        calls.new = report.new,
+                        calls.known = report.known,
+                        tickets.created = report.tickets_created,
+                        callbacks.opened = report.callbacks_opened,
+                        "call reports recorded"
+                    );
+                    return Ok(report);
+                }
+                Ok(Planned::NeedNumbers { unused, short, needed }) => {
+                    txn.rollback().await?;
+                    numbers = unused;
+                    // Enough for one more batch like this one, so the next batch of an import
+                    // is usually planned once.
+                    numbers.extend(self.reserve_call_numbers(short + needed).await?);
+                }
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    if !retryable(&e.0) {
+                        self.keep_spare_call_numbers(e.1);
+                        return Err(e.0.into());
+                    }
+                    numbers = e.1;
+                    last_error = Some(e.0);
+                }
+            }
+        }
+        self.keep_spare_call_numbers(numbers);
+        Err(match last_error {
+            Some(e) => e.into(),
+            None => ServiceError::Internal("call ingestion kept needing more ticket numbers".into()),
+        })
+    }
+
+    fn take_spare_call_numbers(&self) -> Vec<TicketNumber> {
+        let mut spare = self.phone_runtime().spare.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *spare)
+    }
+
+    fn keep_spare_call_numbers(&self, numbers: Vec<TicketNumber>) {
+        let mut spare = self.phone_runtime().spare.lock().unwrap_or_else(|p| p.into_inner());
+        spare.extend(numbers);
+        spare.sort();
+    }
+
+    /// `n` fresh ticket numbers; large requests reserve one block of exactly that size.
+    async fn reserve_call_numbers(&self, n: usize) -> Result<Vec<TicketNumber>, ServiceError> {
+        let db = &self.db().write;
+        let mut out = Vec::with_capacity(n);
+        if n <= self.config().number_block as usize {
+            for _ in 0..n {
+                out.push(self.inner.numbers.next(db).await?);
+            }
+        } else {
+            let block = u32::try_from(n).unwrap_or(u32::MAX);
+            let allocator = NumberAllocator::new(self.config().ticket_prefix.clone(), block);
+            for _ in 0..n {
+                out.push(allocator.next(db).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn plan_and_write_calls(
+        &self,
+        txn: &DatabaseTransaction,
+        items: &[Item<'_>],
+        numbers: Vec<TicketNumber>,
+    ) -> Result<Planned, (sea_orm::DbErr, Vec<TicketNumber>)> {
+        if let Err(e) = lock(txn).await {
+            return Err((e, numbers));
+        }
+        let given = numbers.clone();
+        let mut batch = Batch::load(self, txn, items, numbers).await.map_err(|e| (e, given.clone()))?;
+        for item in items {
+            batch.process(item).map_err(|e| (e, given.clone()))?;
+        }
+        if batch.short > 0 {
+            let needed = batch.short + given.len().saturating_sub(batch.numbers.len());
+            return Ok(Planned::NeedNumbers { unused: batch.numbers.into(), short: batch.short, needed });
+        }
+        batch.write(txn).await.map_err(|e| (e, given))
+    }
+}
+
+enum Planned {
+    Done(IngestReport, Vec<DomainEvent>, Vec<TicketNumber>),
+    NeedNumbers { unused: Vec<TicketNumber>, short: usize, needed: usize },
+}
+
+/// A write that lost a race (a duplicate from a concurrent writer, a busy SQLite file) is
+/// planned again from fresh state.
+fn retryable(e: &sea_orm::DbErr) -> bool {
+    if sportello_store::error::is_unique_violation(e) {
+        return true;
+    }
+    let text = e.to_string();
+    text.contains("database is locked") || text.contains("SQLITE_BUSY") || text.contains("could not serialize")
+}
+
+/// Serialises call ingestion on PostgreSQL for the rest of the transaction. Deciding where a
+/// call goes reads several tables and then writes them; one ingestion at a time (as SQLite's
+/// single writer gives for free) keeps those decisions consistent across instances, and call
+/// rates are far below what one writer sustains.
+async fn lock<C: ConnectionTrait>(conn: &C) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        conn.execute_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!("SELECT pg_advisory_xact_lock({PHONE_LOCK_KEY})"),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+fn parse_direction(s: &str) -> Direction {
+    Direction::parse(s).unwrap_or(Direction::Inbound)
+}
+
+fn parse_outcome(s: Option<&str>) -> Option<CallOutcome> {
+    s.and_then(|o| CallOutcome::parse(o).ok())
+}
+
+fn needs_callback(direction: Direction, outcome: Option<CallOutcome>) -> bool {
+    direction == Direction::Inbound
+        && matches!(outcome, Some(CallOutcome::Missed | CallOutcome::Abandoned | CallOutcome::Voicemail))
+}
+
+fn secs(v: Option<u32>) -> Option<i32> {
+    v.map(|s| i32::try_from(s).unwrap_or(i32::MAX))
+}
+
+fn internal(msg: impl Into<String>) -> sea_orm::DbErr {
+    sea_orm::DbErr::Custom(msg.into())
+}
+
+impl<'a> Batch<'a> {
+    async fn load(
+        app: &'a App,
+        txn: &DatabaseTransaction,
+        items: &[Item<'_>],
+        numbers: Vec<TicketNumber>,
+    ) -> Result<Batch<'a>, sea_orm::DbErr> {
+        let mut by_source: HashMap<&str, Vec<String>> = HashMap::new();
+        for item in items {
+            by_source.entry(item.source).or_default().push(item.call_id.to_owned());
+        }
+        let mut calls = HashMap::new();
+        let mut wanted: HashSet<String> = items.iter().flat_map(Item::numbers).collect();
+        let mut citizen_ids: HashSet<Uuid> = HashSet::new();
+        for (source, mut ids) in by_source {
+            ids.sort();
+            ids.dedup();
+            for model in q::calls_by_ids(txn, source, &ids).await? {
+                let record: CallRecord = serde_json::from_str(&model.record)
+                    .map_err(|e| internal(format!("stored call record {} is unreadable: {e}", model.id)))?;
+                if let Some(n) = &model.citizen_number {
+                    wanted.insert(n.clone());
+                }
+                if let Some(c) = model.citizen_id {
+                    citizen_ids.insert(c);
+                }
+                calls.insert(
+                    (model.source.clone(), model.call_id.clone()),
+                    Slot { model, record, is_new: false, dirty: false },
+                );
+            }
+        }
+        let wanted: Vec<String> = wanted.into_iter().collect();
+
+        let mut citizens: HashMap<String, Option<Uuid>> = HashMap::new();
+        for (number, id) in q::citizens_by_phone(txn, &wanted).await? {
+            // Oldest citizen first: when relatives share a number, calls go to the first one.
+            citizens.entry(number).or_insert(Some(id));
+        }
+        citizen_ids.extend(citizens.values().flatten().copied());
+
+        let mut ticket_status = HashMap::new();
+        let cb_models = q::open_callbacks(txn, &wanted).await?;
+        let cb_ids: Vec<Uuid> = cb_models.iter().map(|c| c.ticket_id).collect();
+        for t in q::tickets_by_ids(txn, &cb_ids).await? {
+            ticket_status.insert(t.id, Status::parse(&t.status).unwrap_or(Status::New));
+        }
+        let mut linked: HashMap<Uuid, HashMap<Uuid, LinkedCall>> = HashMap::new();
+        for c in q::calls_of_callbacks(txn, &cb_ids).await? {
+            if let Some(cb) = c.callback_id {
+                linked.entry(cb).or_default().insert(
+                    c.id,
+                    LinkedCall {
+                        direction: parse_direction(&c.direction),
+                        outcome: parse_outcome(c.outcome.as_deref()),
+                        started_at: c.started_at,
+                    },
+                );
+            }
+        }
+        let at = now();
+        let mut open_cbs = HashMap::new();
+        let mut done_cbs = Vec::new();
+        for model in cb_models {
+            let calls = linked.remove(&model.ticket_id).unwrap_or_default();
+            let mut slot = CbSlot { model, is_new: false, dirty: false, calls };
+            let active = ticket_status.get(&slot.model.ticket_id).is_some_and(|s| s.is_active());
+            if active {
+                open_cbs.insert(slot.model.number.clone(), slot);
+            } else {
+                // An operator closed the ticket: the call-back is over.
+                mark_done(&mut slot.model, "closed", at);
+                slot.dirty = true;
+                done_cbs.push(slot);
+            }
+        }
+
+        let last_answered = q::last_answered(txn, &wanted).await?.into_iter().collect();
+
+        let cb_tickets: HashSet<Uuid> = open_cbs.values().map(|c| c.model.ticket_id).collect();
+        let citizen_ids: Vec<Uuid> = citizen_ids.into_iter().collect();
+        let mut open_ticket: HashMap<Uuid, Uuid> = HashMap::new();
+        for t in q::open_phone_tickets(txn, &citizen_ids, &ACTIVE).await? {
+            ticket_status.insert(t.id, Status::parse(&t.status).unwrap_or(Status::New));
+            let (Some(cid), false) = (t.citizen_id, cb_tickets.contains(&t.id)) else { continue };
+            let slot = open_ticket.entry(cid).or_insert(t.id);
+            if t.id > *slot {
+                *slot = t.id;
+            }
+        }
+
+        let mut users = HashMap::new();
+        let mut usernames = HashMap::new();
+        for u in user::Entity::find().filter(user::Column::Active.eq(true)).all(txn).await? {
+            users.insert(u.username.clone(), u.id);
+            usernames.insert(u.id, u.username);
+        }
+
+        Ok(Batch {
+            app,
+            at,
+            calls,
+            order: Vec::new(),
+            citizens,
+            open_cbs,
+            done_cbs,
+            last_answered,
+            open_ticket,
+            ticket_status,
+            users,
+            usernames,
+            numbers: numbers.into(),
+            short: 0,
+            seen: HashSet::new(),
+            new_citizens: Vec::new(),
+            new_contacts: Vec::new(),
+            new_tickets: Vec::new(),
+            new_ticket_index: HashMap::new(),
+            touched: HashSet::new(),
+            resolved: Vec::new(),
+            new_entries: Vec::new(),
+            new_entry_index: HashMap::new(),
+            entry_updates: HashMap::new(),
+            audit: Vec::new(),
+            events: Vec::new(),
+            report: IngestReport::default(),
+        })
+    }
+
+    fn process(&mut self, item: &Item<'_>) -> Result<(), sea_orm::DbErr> {
+        let key = (item.source.to_owned(), item.call_id.to_owned());
+        let existing = self.calls.remove(&key);
+        let known = existing.is_some();
+        let mut slot = match existing {
+            Some(mut slot) => {
+                let before = slot.record.clone();
+                match &item.change {
+                    Change::Event(e) => slot.record.apply(e).map_err(|e| internal(e.to_string()))?,
+                    Change::Row(r) => {
+                        for e in r.to_events(item.source) {
+                            slot.record.apply(&e).map_err(|e| internal(e.to_string()))?;
+                        }
+                    }
+                }
+                if self.seen.insert(key.clone()) {
+                    self.order.push(key.clone());
+                }
+                if slot.record == before {
+                    self.report.known += 1;
+                    self.report.unchanged += 1;
+                    self.calls.insert(key, slot);
+                    return Ok(());
+                }
+                slot
+            }
+            None => {
+                let record = match &item.change {
+                    Change::Event(e) => CallRecord::from_event(e),
+                    Change::Row(r) => r.to_record(item.source),
+                };
+                self.seen.insert(key.clone());
+                self.order.push(key.clone());
+                Slot { model: blank_call(&record, self.at), record, is_new: true, dirty: true }
+            }
+        };
+        if known {
+            self.report.known += 1;
+        } else {
+            self.report.new += 1;
+        }
+        slot.dirty = true;
+        self.update_call(&mut slot);
+        self.calls.insert(key, slot);
+        Ok(())
+    }
+
+    /// Brings a call's row, ticket and call-back in line with its (changed) record.
+    fn update_call(&mut self, slot: &mut Slot) {
+        let app = self.app;
+        let config = &app.config().phone;
+        let record = &slot.record;
+        let who = who(record, &config.own_numbers);
+        let (extension, operator) = self.operator_of(record);
+        {
+            let m = &mut slot.model;
+            m.direction = record.direction.as_str().to_owned();
+            m.outcome = record.outcome.map(|o| o.as_str().to_owned());
+            m.from_party = record.from.as_ref().map(ToString::to_string);
+            m.to_party = record.to.as_ref().map(ToString::to_string);
+            m.queue = record.queue.clone();
+            m.started_at = record.started_at;
+            m.answered_at = record.answered_at;
+            m.ended_at = record.ended_at();
+            m.duration_secs = secs(record.duration_secs());
+            m.talk_secs = secs(record.talk_secs());
+            m.extension = extension;
+            m.operator_id = operator;
+            m.updated_at = self.at;
+            if let Who::Citizen(n) = &who {
+                m.citizen_number = Some(n.clone());
+                if m.citizen_id.is_none() {
+                    m.citizen_id = Some(self.citizen_for(n));
+                }
+            }
+        }
+
+        let outcome = record.outcome;
+        let placed_now = slot.model.ticket_id.is_none() && outcome.is_some();
+        if placed_now && let Some(outcome) = outcome {
+            self.place(slot, &who, outcome);
+        }
+        if let Some(entry) = slot.model.entry_id.filter(|_| !placed_now) {
+            let body = describe(&slot.record, slot.model.operator_id.and_then(|o| self.usernames.get(&o)));
+            let meta = call_meta(&slot.model, &slot.record, slot.model.operator_id.and_then(|o| self.usernames.get(&o)));
+            self.set_entry(entry, slot.model.operator_id, body, meta);
+            if let Some(t) = slot.model.ticket_id {
+                self.touch(t);
+            }
+        }
+        if let (Who::Citizen(n), Some(CallOutcome::Answered)) = (&who, outcome) {
+            let last = self.last_answered.entry(n.clone()).or_insert(slot.record.started_at);
+            if *last < slot.record.started_at {
+                *last = slot.record.started_at;
+            }
+        }
+        if let (Some(cb), Who::Citizen(n)) = (slot.model.callback_id, &who) {
+            let linked = LinkedCall {
+                direction: slot.record.direction,
+                outcome,
+                started_at: slot.record.started_at,
+            };
+            if let Some(open) = self.open_cbs.get_mut(n).filter(|c| c.model.ticket_id == cb) {
+                open.calls.insert(slot.model.id, linked);
+                self.recompute(n);
+            }
+        }
+    }
+
+    /// Decides where a call whose outcome just became known goes.
+    fn place(&mut self, slot: &mut Slot, who: &Who, outcome: CallOutcome) {
+        let record = &slot.record;
+        let answered = outcome == CallOutcome::Answered;
+        let missed = needs_callback(record.direction, Some(outcome));
+        let ticket = match who {
+            Who::Citizen(n) => {
+                let citizen = slot.model.citizen_id;
+                if let Some(cb) = self.open_cbs.get(n) {
+                    let id = cb.model.ticket_id;
+                    slot.model.callback_id = Some(id);
+                    Some(id)
+                } else if missed {
+                    let covered = self.last_answered.get(n).is_some_and(|t| *t >= record.started_at);
+                    if covered {
+                        citizen.and_then(|c| self.open_ticket.get(&c).copied())
+                    } else {
+                        let id = self.open_callback(n, citizen, record.started_at);
+                        slot.model.callback_id = Some(id);
+                        Some(id)
+                    }
+                } else if answered {
+                    match citizen.and_then(|c| self.open_ticket.get(&c).copied()) {
+                        Some(t) => Some(t),
+                        None => {
+                            let subject = match record.direction {
+                                Direction::Inbound => format!("Chiamata ricevuta da {n}"),
+                                Direction::Outbound => format!("Chiamata a {n}"),
+                            };
+                            // The citizen had their answer on the phone.
+                            let responded = Some(record.answered_at.unwrap_or(record.started_at));
+                            let t = self.new_ticket(subject, citizen, slot.model.operator_id, responded, false);
+                            if let Some(c) = citizen {
+                                self.open_ticket.insert(c, t);
+                            }
+                            Some(t)
+                        }
+                    }
+                } else {
+                    // An unanswered outbound call with no call-back pending: log it on the
+                    // citizen's open ticket, if there is one.
+                    citizen.and_then(|c| self.open_ticket.get(&c).copied())
+                }
+            }
+            Who::Anonymous if answered => Some(self.new_ticket(
+                "Chiamata da numero anonimo".to_owned(),
+                None,
+                slot.model.operator_id,
+                Some(record.answered_at.unwrap_or(record.started_at)),
+                false,
+            )),
+            // A withheld caller nobody answered cannot be called back; the call stays in the
+            // call log with callback_state "impossible".
+            Who::Anonymous | Who::Internal => None,
+        };
+        if let Some(t) = ticket {
+            slot.model.ticket_id = Some(t);
+            let operator_name = slot.model.operator_id.and_then(|o| self.usernames.get(&o));
+            let body = describe(&slot.record, operator_name);
+            let meta = call_meta(&slot.model, &slot.record, operator_name);
+            let entry = ticket_entry::Model {
+                id: Uuid::now_v7(),
+                ticket_id: t,
+                kind: EntryKind::Call.as_str().to_owned(),
+                author_id: slot.model.operator_id,
+                body,
+                body_html: None,
+                meta: Some(meta.to_string()),
+                created_at: slot.record.started_at,
+            };
+            slot.model.entry_id = Some(entry.id);
+            self.events.push(DomainEvent::EntryAdded {
+                ticket_id: t,
+                entry_id: entry.id,
+                kind: EntryKind::Call,
+                at: self.at,
+            });
+            self.new_entry_index.insert(entry.id, self.new_entries.len());
+            self.new_entries.push(entry);
+            self.touch(t);
+        }
+    }
+
+    /// Extension and operator of a call: who answered (an extension mapped through
+    /// `[phone.extensions]`, or an operator by user name), else the first mapped extension the
+    /// call passed through (the caller of an outbound call).
+    fn operator_of(&self, record: &CallRecord) -> (Option<String>, Option<Uuid>) {
+        let app = self.app;
+        let config = &app.config().phone;
+        let answerer = record.answerer();
+        let extension = match answerer {
+            Some(sportello_phone::Answerer::Extension(e)) => Some(e.clone()),
+            Some(sportello_phone::Answerer::Operator(_)) => None,
+            None if record.direction == Direction::Outbound || record.outcome == Some(CallOutcome::Answered) => {
+                record.extensions.iter().find(|e| config.extensions.contains_key(*e)).cloned()
+            }
+            None => None,
+        };
+        let username = match answerer {
+            Some(a) => config.operator_for(a),
+            None => extension.as_ref().and_then(|e| config.extensions.get(e)).map(String::as_str),
+        };
+        let operator = username.and_then(|u| self.users.get(u).copied());
+        (extension, operator)
+    }
+
+    /// The citizen with this number, created on first call.
+    fn citizen_for(&mut self, number: &str) -> Uuid {
+        if let Some(Some(id)) = self.citizens.get(number) {
+            return *id;
+        }
+        let id = Uuid::now_v7();
+        let name = format!("Chiamante {number}");
+        self.new_citizens.push(citizen::Model {
+            id,
+            name_lower: name.to_lowercase(),
+            name,
+            codice_fiscale: None,
+            created_at: self.at,
+            updated_at: self.at,
+        });
+        self.new_contacts.push(citizen_contact::Model {
+            id: Uuid::now_v7(),
+            citizen_id: id,
+            kind: "phone".to_owned(),
+            value: number.to_owned(),
+            created_at: self.at,
+        });
+        self.citizens.insert(number.to_owned(), Some(id));
+        self.audit.push(audit(self.at, "citizen.created", "citizen", Some(id), None));
+        self.events.push(DomainEvent::CitizenCreated { citizen_id: id, at: self.at });
+        id
+    }
+
+    fn next_number(&mut self) -> String {
+        if self.numbers.is_empty() {
+            self.short += 1;
+            // Planning goes on so the shortage is counted in full; nothing is written.
+            return format!("pending-{}", self.short);
+        }
+        self.numbers.pop_front().map(|n| n.as_str().to_owned()).unwrap_or_default()
+    }
+
+    fn new_ticket(
+        &mut self,
+        subject: String,
+        citizen: Option<Uuid>,
+        operator: Option<Uuid>,
+        first_response: Option<DateTime<Utc>>,
+        callback: bool,
+    ) -> Uuid {
+        let id = Uuid::now_v7();
+        let number = self.next_number();
+        let status = if operator.is_some() && !callback { Status::Assigned } else { Status::New };
+        let tags: &[&str] = if callback { &[CALLBACK_TAG] } else { &[] };
+        let model = ticket::Model {
+            id,
+            number: number.clone(),
+            channel: Channel::Phone.as_str().to_owned(),
+            tier: Tier::FrontOffice.as_str().to_owned(),
+            status: status.as_str().to_owned(),
+            priority: Priority::Normal.as_str().to_owned(),
+            category: None,
+            measure: None,
+            subject,
+            citizen_id: citizen,
+            assignee_id: if callback { None } else { operator },
+            tags: serde_json::to_string(tags).unwrap_or_else(|_| "[]".into()),
+            created_by: None,
+            created_at: self.at,
+            updated_at: self.at,
+            first_response_at: first_response,
+            resolved_at: None,
+            closed_at: None,
+            sla_due_at: None,
+        };
+        self.audit.push(audit(
+            self.at,
+            "ticket.created",
+            "ticket",
+            Some(id),
+            Some(json!({ "number": number, "channel": "phone", "callback": callback })),
+        ));
+        self.events.push(DomainEvent::TicketCreated {
+            ticket_id: id,
+            number,
+            channel: Channel::Phone,
+            tier: Tier::FrontOffice,
+            category: None,
+            at: self.at,
+        });
+        if status == Status::Assigned {
+            self.events.push(DomainEvent::TicketAssigned {
+                ticket_id: id,
+                assignee_id: operator,
+                tier: Tier::FrontOffice,
+                at: self.at,
+            });
+        }
+        self.report.tickets_created += 1;
+        self.new_ticket_index.insert(id, self.new_tickets.len());
+        self.new_tickets.push(model);
+        id
+    }
+
+    /// Opens a call-back for a number, with its ticket in the front-office queue.
+    fn open_callback(&mut self, number: &str, citizen: Option<Uuid>, missed_at: DateTime<Utc>) -> Uuid {
+        let app = self.app;
+        let deadline = app
+            .phone_runtime()
+            .calendar
+            .add_business_days(missed_at, CALLBACK_BUSINESS_DAYS)
+            .unwrap_or(missed_at + Duration::days(1));
+        let id = self.new_ticket(format!("Richiamare {number}"), citizen, None, None, true);
+        if let Some(i) = self.new_ticket_index.get(&id).copied() {
+            self.new_tickets[i].sla_due_at = Some(deadline);
+        }
+        let model = callback::Model {
+            ticket_id: id,
+            number: number.to_owned(),
+            open_number: Some(number.to_owned()),
+            citizen_id: citizen,
+            state: "open".to_owned(),
+            missed_count: 0,
+            call_attempts: 0,
+            manual_attempts: 0,
+            first_missed_at: missed_at,
+            last_missed_at: missed_at,
+            deadline,
+            done_at: None,
+            done_reason: None,
+            created_at: self.at,
+            updated_at: self.at,
+        };
+        self.open_cbs.insert(
+            number.to_owned(),
+            CbSlot { model, is_new: true, dirty: true, calls: HashMap::new() },
+        );
+        self.report.callbacks_opened += 1;
+        id
+    }
+
+    /// Recomputes an open call-back from its calls, and finishes it when it is done.
+    fn recompute(&mut self, number: &str) {
+        let Some(cb) = self.open_cbs.get_mut(number) else { return };
+        let missed: Vec<&LinkedCall> =
+            cb.calls.values().filter(|c| needs_callback(c.direction, c.outcome)).collect();
+        let last_missed = missed.iter().map(|c| c.started_at).max();
+        let first_missed = missed.iter().map(|c| c.started_at).min();
+        let m = &mut cb.model;
+        m.missed_count = i32::try_from(missed.len()).unwrap_or(i32::MAX);
+        if let (Some(first), Some(last)) = (first_missed, last_missed) {
+            m.first_missed_at = first;
+            m.last_missed_at = last;
+        }
+        m.call_attempts = i32::try_from(
+            cb.calls
+                .values()
+                .filter(|c| c.direction == Direction::Outbound && c.outcome != Some(CallOutcome::Answered))
+                .count(),
+        )
+        .unwrap_or(i32::MAX);
+        m.updated_at = self.at;
+        cb.dirty = true;
+        let reached = cb
+            .calls
+            .values()
+            .filter(|c| c.outcome == Some(CallOutcome::Answered))
+            .filter(|c| last_missed.is_none_or(|l| c.started_at >= l))
+            .max_by_key(|c| (c.direction == Direction::Outbound, c.started_at));
+        let reason = match (last_missed, reached) {
+            (None, _) => Some("answered"),
+            (Some(_), Some(c)) if c.direction == Direction::Outbound => Some("reached"),
+            (Some(_), Some(_)) => Some("citizen_called"),
+            (Some(_), None) => None,
+        };
+        if let Some(reason) = reason
+            && let Some(mut cb) = self.open_cbs.remove(number)
+        {
+            mark_done(&mut cb.model, reason, self.at);
+            let ticket = cb.model.ticket_id;
+            self.audit.push(audit(self.at, "callback.done", "ticket", Some(ticket), Some(json!({ "reason": reason }))));
+            self.done_cbs.push(cb);
+            self.resolve(ticket, reason);
+        }
+    }
+
+    /// Resolves a finished call-back's ticket, with a system entry saying why.
+    fn resolve(&mut self, ticket_id: Uuid, reason: &str) {
+        let from = if let Some(&i) = self.new_ticket_index.get(&ticket_id) {
+            let t = &mut self.new_tickets[i];
+            let from = Status::parse(&t.status).unwrap_or(Status::New);
+            t.status = Status::Resolved.as_str().to_owned();
+            t.resolved_at = Some(self.at);
+            t.first_response_at.get_or_insert(self.at);
+            from
+        } else {
+            let Some(from) = self.ticket_status.get(&ticket_id).copied() else { return };
+            if !from.is_active() {
+                return;
+            }
+            self.resolved.push((ticket_id, from));
+            from
+        };
+        self.ticket_status.insert(ticket_id, Status::Resolved);
+        let meta = json!({ "from": from, "to": Status::Resolved, "callback": reason });
+        let entry = ticket_entry::Model {
+            id: Uuid::now_v7(),
+            ticket_id,
+            kind: EntryKind::System.as_str().to_owned(),
+            author_id: None,
+            body: format!("{from} → {}: {}", Status::Resolved, done_text(reason)),
+            body_html: None,
+            meta: Some(meta.to_string()),
+            created_at: self.at,
+        };
+        self.new_entry_index.insert(entry.id, self.new_entries.len());
+        self.new_entries.push(entry);
+        self.events.push(DomainEvent::TicketTransitioned { ticket_id, from, to: Status::Resolved, at: self.at });
+    }
+
+    fn set_entry(&mut self, entry: Uuid, author: Option<Uuid>, body: String, meta: Value) {
+        match self.new_entry_index.get(&entry) {
+            Some(&i) => {
+                let e = &mut self.new_entries[i];
+                e.author_id = author;
+                e.body = body;
+                e.meta = Some(meta.to_string());
+            }
+            None => {
+                self.entry_updates.insert(entry, (author, body, meta.to_string()));
+            }
+        }
+    }
+
+    fn touch(&mut self, ticket: Uuid) {
+        if !self.new_ticket_index.contains_key(&ticket) {
+            self.touched.insert(ticket);
+        }
+    }
+
+    async fn write(mut self, txn: &DatabaseTransaction) -> Result<Planned, sea_orm::DbErr> {
+        let at = self.at;
+        q::insert_all(txn, std::mem::take(&mut self.new_citizens)).await?;
+        q::insert_all(txn, std::mem::take(&mut self.new_contacts)).await?;
+        q::insert_all(txn, std::mem::take(&mut self.new_tickets)).await?;
+
+        let mut new_cbs = Vec::new();
+        let mut changed_cbs = Vec::new();
+        for cb in self.open_cbs.into_values().chain(self.done_cbs) {
+            if cb.is_new {
+                new_cbs.push(cb.model);
+            } else if cb.dirty {
+                changed_cbs.push(cb.model);
+            }
+        }
+        // Call-backs that finished give up their number before a new one takes it.
+        for m in changed_cbs {
+            let id = m.ticket_id;
+            let am: callback::ActiveModel = callback::ActiveModel::from(m).reset_all();
+            callback::Entity::update_many().set(am).filter(callback::Column::TicketId.eq(id)).exec(txn).await?;
+        }
+        q::insert_all(txn, new_cbs).await?;
+
+        q::insert_all(txn, std::mem::take(&mut self.new_entries)).await?;
+        for (id, (author, body, meta)) in std::mem::take(&mut self.entry_updates) {
+            ticket_entry::Entity::update_many()
+                .col_expr(ticket_entry::Column::AuthorId, Expr::value(author))
+                .col_expr(ticket_entry::Column::Body, Expr::value(body))
+                .col_expr(ticket_entry::Column::Meta, Expr::value(Some(meta)))
+                .filter(ticket_entry::Column::Id.eq(id))
+                .exec(txn)
+                .await?;
+        }
+
+        let mut new_calls = Vec::new();
+        let mut summaries = Vec::new();
+        for key in &self.order {
+            if let Some(slot) = self.calls.get(key) {
+                summaries.push(CallSummary {
+                    id: slot.model.id,
+                    call_id: slot.model.call_id.clone(),
+                    outcome: slot.model.outcome.clone(),
+                    ticket_id: slot.model.ticket_id,
+                    callback_ticket_id: slot.model.callback_id,
+                });
+            }
+        }
+        for slot in self.calls.into_values() {
+            if !slot.dirty {
+                continue;
+            }
+            let mut model = slot.model;
+            model.record = serde_json::to_string(&slot.record)
+                .map_err(|e| internal(format!("call record cannot be stored: {e}")))?;
+            if slot.is_new {
+                new_calls.push(model);
+            } else {
+                let id = model.id;
+                let am: call::ActiveModel = call::ActiveModel::from(model).reset_all();
+                call::Entity::update_many().set(am).filter(call::Column::Id.eq(id)).exec(txn).await?;
+            }
+        }
+        q::insert_all(txn, new_calls).await?;
+
+        let touched: Vec<Uuid> = self.touched.into_iter().collect();
+        for chunk in touched.chunks(500) {
+            ticket::Entity::update_many()
+                .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
+                .filter(ticket::Column::Id.is_in(chunk.to_vec()))
+                .exec(txn)
+                .await?;
+        }
+        for (id, from) in self.resolved {
+            resolve_existing(txn, id, from, at).await?;
+        }
+
+        let mut report = self.report;
+        self.audit.push(audit(
+            at,
+            "calls.recorded",
+            "call",
+            None,
+            Some(json!({ "new": report.new, "known": report.known, "tickets_created": report.tickets_created,
+                         "callbacks_opened": report.callbacks_opened })),
+        ));
+        q::insert_all(txn, self.audit).await?;
+        report.calls = summaries;
+        Ok(Planned::Done(report, self.events, self.numbers.into()))
+    }
+}
+
+/// The row of a call first seen now; `update_call` fills in the rest.
+fn blank_call(record: &CallRecord, at: DateTime<Utc>) -> call::Model {
+    call::Model {
+        id: Uuid::now_v7(),
+        source: record.source.clone(),
+        call_id: record.call_id.clone(),
+        direction: record.direction.as_str().to_owned(),
+        outcome: None,
+        from_party: None,
+        to_party: None,
+        citizen_number: None,
+        citizen_id: None,
+        ticket_id: None,
+        entry_id: None,
+        callback_id: None,
+        operator_id: None,
+        extension: None,
+        queue: None,
+        started_at: record.started_at,
+        answered_at: None,
+        ended_at: None,
+        duration_secs: None,
+        talk_secs: None,
+        result: None,
+        record: String::new(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn mark_done(m: &mut callback::Model, reason: &str, at: DateTime<Utc>) {
+    m.state = "done".to_owned();
+    m.open_number = None;
+    m.done_at = Some(at);
+    m.done_reason = Some(reason.to_owned());
+    m.updated_at = at;
+}
+
+fn done_text(reason: &str) -> &'static str {
+    match reason {
+        "reached" => "richiamata completata, il cittadino è stato raggiunto",
+        "citizen_called" => "richiamata non più necessaria, il cittadino ha richiamato ed è stato servito",
+        "answered" => "richiamata non necessaria, la chiamata risulta risposta",
+        _ => "richiamata chiusa dall'operatore",
+    }
+}
+
+/// Resolves an existing ticket unless someone moved it meanwhile.
+async fn resolve_existing<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    from: Status,
+    at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    ticket::Entity::update_many()
+        .col_expr(ticket::Column::Status, Expr::value(Status::Resolved.as_str()))
+        .col_expr(ticket::Column::ResolvedAt, Expr::value(Some(at)))
+        .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
+        .filter(ticket::Column::Id.eq(id))
+        .filter(ticket::Column::Status.eq(from.as_str()))
+        .exec(conn)
+        .await?;
+    ticket::Entity::update_many()
+        .col_expr(ticket::Column::FirstResponseAt, Expr::value(Some(at)))
+        .filter(ticket::Column::Id.eq(id))
+        .filter(ticket::Column::FirstResponseAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+fn audit(
+    at: DateTime<Utc>,
+    action: &str,
+    entity_type: &str,
+    entity_id: Option<Uuid>,
+    details: Option<Value>,
+) -> audit_log::ActiveModel {
+    audit_log::ActiveModel {
+        at: Set(at),
+        actor_id: Set(None),
+        action: Set(action.to_owned()),
+        entity_type: Set(entity_type.to_owned()),
+        entity_id: Set(entity_id),
+        details: Set(details.map(|d| d.to_string())),
+        ..Default::default()
+    }
+}
+
+fn minutes(secs: u32) -> String {
+    if secs >= 60 { format!("{} min {} s", secs / 60, secs % 60) } else { format!("{secs} s") }
+}
+
+/// The call entry's text, in Italian for operators.
+fn describe(record: &CallRecord, operator: Option<&String>) -> String {
+    let party = |p: &Option<Party>| match p {
+        Some(Party::Withheld) | None => "numero anonimo".to_owned(),
+        Some(p) => p.to_string(),
+    };
+    let by = match (operator, record.answerer()) {
+        (Some(op), _) => format!(", operatore {op}"),
+        (None, Some(sportello_phone::Answerer::Extension(e))) => format!(", interno {e}"),
+        (None, Some(sportello_phone::Answerer::Operator(o))) => format!(", operatore {o}"),
+        (None, None) => String::new(),
+    };
+    let talk = record.talk_secs().filter(|t| *t > 0).map(|t| format!(", conversazione {}", minutes(t))).unwrap_or_default();
+    match (record.direction, record.outcome) {
+        (Direction::Inbound, Some(CallOutcome::Answered)) => {
+            format!("Chiamata ricevuta da {}{by}{talk}.", party(&record.from))
+        }
+        (Direction::Inbound, Some(CallOutcome::Abandoned)) => {
+            format!("Chiamata abbandonata da {}: ha riagganciato in attesa.", party(&record.from))
+        }
+        (Direction::Inbound, Some(CallOutcome::Voicemail)) => {
+            format!("Chiamata da {} finita in segreteria.", party(&record.from))
+        }
+        (Direction::Inbound, _) => format!("Chiamata persa da {}: nessuna risposta.", party(&record.from)),
+        (Direction::Outbound, Some(CallOutcome::Answered)) => {
+            format!("Chiamata effettuata a {}{by}{talk}.", party(&record.to))
+        }
+        (Direction::Outbound, _) => format!("Chiamata a {} senza risposta{by}.", party(&record.to)),
+    }
+}
+
+fn call_meta(model: &call::Model, record: &CallRecord, operator: Option<&String>) -> Value {
+    json!({
+        "call": model.id,
+        "source": model.source,
+        "call_id": model.call_id,
+        "direction": record.direction,
+        "outcome": record.outcome,
+        "from": record.from,
+        "to": record.to,
+        "queue": record.queue,
+        "extension": model.extension,
+        "operator_id": model.operator_id,
+        "operator": operator,
+        "started_at": record.started_at,
+        "answered_at": record.answered_at,
+        "ended_at": record.ended_at(),
+        "duration_secs": record.duration_secs(),
+        "talk_secs": record.talk_secs(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and operator actions
+// ---------------------------------------------------------------------------------------------
+
+fn parse_time(p: &mut Problems, field: &str, raw: Option<&str>) -> Option<DateTime<Utc>> {
+    let raw = raw.map(str::trim).filter(|s| !s.is_empty())?;
+    p.check(
+        field,
+        DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| "must be an RFC 3339 time with offset, such as 2026-03-02T09:00:00+01:00"),
+    )
+}
+
+fn page_params(p: &mut Problems, limit: Option<u64>, cursor: Option<&str>) -> (u64, Option<Cursor>) {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        p.add("limit", "must be between 1 and 200");
+    }
+    let cursor = match cursor.filter(|c| !c.is_empty()) {
+        Some(c) => p.check("cursor", Cursor::decode(c).ok_or("is not a cursor returned by this API")),
+        None => None,
+    };
+    (limit, cursor)
+}
+
+fn call_filter(query: &CallQuery) -> Result<(CallFilter, u64, Option<Cursor>), ServiceError> {
+    let mut p = Problems::default();
+    let mut f = CallFilter { citizen_id: query.citizen_id, ticket_id: query.ticket_id, ..Default::default() };
+    if let Some(d) = query.direction.as_deref().filter(|s| !s.is_empty()) {
+        f.direction = p.check("direction", Direction::parse(d.trim())).map(|d| d.as_str().to_owned());
+    }
+    if let Some(o) = query.outcome.as_deref().filter(|s| !s.is_empty()) {
+        f.outcome = p.check("outcome", CallOutcome::parse(o.trim())).map(|o| o.as_str().to_owned());
+    }
+    f.from = parse_time(&mut p, "from", query.from.as_deref());
+    f.to = parse_time(&mut p, "to", query.to.as_deref());
+    let (limit, cursor) = page_params(&mut p, query.limit, query.cursor.as_deref());
+    p.finish()?;
+    Ok((f, limit, cursor))
+}
+
+async fn call_views<C: ConnectionTrait>(conn: &C, rows: Vec<call::Model>) -> Result<Vec<CallView>, sea_orm::DbErr> {
+    let mut operators: Vec<Uuid> = rows.iter().filter_map(|c| c.operator_id).collect();
+    operators.sort();
+    operators.dedup();
+    let names: HashMap<Uuid, String> = if operators.is_empty() {
+        HashMap::new()
+    } else {
+        user::Entity::find()
+            .filter(user::Column::Id.is_in(operators))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect()
+    };
+    let mut cb_ids: Vec<Uuid> = rows.iter().filter_map(|c| c.callback_id).collect();
+    cb_ids.sort();
+    cb_ids.dedup();
+    let states: HashMap<Uuid, String> =
+        q::callbacks_by_ids(conn, &cb_ids).await?.into_iter().map(|c| (c.ticket_id, c.state)).collect();
+    Ok(rows
+        .into_iter()
+        .map(|c| {
+            let direction = parse_direction(&c.direction);
+            let outcome = parse_outcome(c.outcome.as_deref());
+            let callback_state = match c.callback_id {
+                Some(cb) => states.get(&cb).cloned(),
+                None if needs_callback(direction, outcome) => {
+                    Some(if c.citizen_number.is_some() { "not_needed" } else { "impossible" }.to_owned())
+                }
+                None => None,
+            };
+            let withheld = c.from_party.as_deref() == Some("anonymous") && direction == Direction::Inbound;
+            CallView {
+                id: c.id,
+                source: c.source,
+                call_id: c.call_id,
+                direction: c.direction,
+                outcome: c.outcome,
+                from: c.from_party,
+                to: c.to_party,
+                withheld,
+                citizen_id: c.citizen_id,
+                ticket_id: c.ticket_id,
+                callback_ticket_id: c.callback_id,
+                callback_state,
+                operator: c.operator_id.and_then(|o| names.get(&o).cloned()),
+                operator_id: c.operator_id,
+                extension: c.extension,
+                queue: c.queue,
+                started_at: c.started_at,
+                answered_at: c.answered_at,
+                ended_at: c.ended_at,
+                duration_secs: c.duration_secs,
+                talk_secs: c.talk_secs,
+                result: c.result,
+            }
+        })
+        .collect())
+}
+
+async fn callback_views<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<callback::Model>,
+    at: DateTime<Utc>,
+) -> Result<Vec<CallbackView>, sea_orm::DbErr> {
+    let ids: Vec<Uuid> = rows.iter().map(|c| c.ticket_id).collect();
+    let tickets: HashMap<Uuid, ticket::Model> =
+        q::tickets_by_ids(conn, &ids).await?.into_iter().map(|t| (t.id, t)).collect();
+    let mut citizen_ids: Vec<Uuid> = rows.iter().filter_map(|c| c.citizen_id).collect();
+    citizen_ids.sort();
+    citizen_ids.dedup();
+    let names: HashMap<Uuid, String> = if citizen_ids.is_empty() {
+        HashMap::new()
+    } else {
+        citizen::Entity::find()
+            .filter(citizen::Column::Id.is_in(citizen_ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|c| {
+            let t = tickets.get(&c.ticket_id);
+            CallbackView {
+                ticket_id: c.ticket_id,
+                ticket_number: t.map(|t| t.number.clone()).unwrap_or_default(),
+                ticket_status: t.and_then(|t| Status::parse(&t.status).ok()).unwrap_or(Status::New),
+                number: c.number,
+                citizen_name: c.citizen_id.and_then(|id| names.get(&id).cloned()),
+                citizen_id: c.citizen_id,
+                overdue: c.state == "open" && c.deadline < at,
+                state: c.state,
+                missed_count: c.missed_count,
+                attempts: c.call_attempts.saturating_add(c.manual_attempts),
+                first_missed_at: c.first_missed_at,
+                last_missed_at: c.last_missed_at,
+                deadline: c.deadline,
+                done_at: c.done_at,
+                done_reason: c.done_reason,
+            }
+        })
+        .collect())
+}
+
+/// Call-backs whose ticket an operator resolved or closed are done.
+async fn settle_closed_callbacks<C: ConnectionTrait>(conn: &C, at: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+    callback::Entity::update_many()
+        .col_expr(callback::Column::State, Expr::value("done"))
+        .col_expr(callback::Column::OpenNumber, Expr::value(Option::<String>::None))
+        .col_expr(callback::Column::DoneAt, Expr::value(Some(at)))
+        .col_expr(callback::Column::DoneReason, Expr::value(Some("closed")))
+        .col_expr(callback::Column::UpdatedAt, Expr::value(at))
+        .filter(callback::Column::State.eq("open"))
+        .filter(Expr::cust(
+            "EXISTS (SELECT 1 FROM tickets t WHERE t.id = callbacks.ticket_id AND t.status IN ('resolved', 'closed'))",
+        ))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+impl App {
+    /// A page of the call log, newest first. Filtering by citizen or ticket is audited as a
+    /// reading of their data.
+    pub async fn list_calls(&self, actor: &Actor, query: &CallQuery) -> Result<CallPage, ServiceError> {
+        actor.require_operator()?;
+        let (filter, limit, cursor) = call_filter(query)?;
+        let read = &self.db().read;
+        let (rows, next) = q::list_calls(read, &filter, cursor, limit).await?;
+        let items = call_views(read, rows).await?;
+        self.audit_call_read(actor, &filter).await?;
+        Ok(CallPage { items, next_cursor: next.map(|c| c.encode()) })
+    }
+
+    /// How many calls match the filters.
+    pub async fn count_calls(&self, actor: &Actor, query: &CallQuery) -> Result<u64, ServiceError> {
+        actor.require_operator()?;
+        let (filter, _, _) = call_filter(query)?;
+        Ok(q::count_calls(&self.db().read, &filter).await?)
+    }
+
+    async fn audit_call_read(&self, actor: &Actor, filter: &CallFilter) -> Result<(), ServiceError> {
+        let target = match (filter.citizen_id, filter.ticket_id) {
+            (Some(c), _) => Some(("citizen.calls_viewed", "citizen", c)),
+            (None, Some(t)) => Some(("ticket.calls_viewed", "ticket", t)),
+            (None, None) => None,
+        };
+        if let Some((action, kind, id)) = target {
+            crate::audit::record(&self.db().write, Some(actor.id), action, kind, Some(id), None).await?;
+        }
+        Ok(())
+    }
+
+    /// The call-back queue: open call-backs by deadline, or done ones most recent first.
+    pub async fn list_callbacks(&self, actor: &Actor, query: &CallbackQuery) -> Result<CallbackPage, ServiceError> {
+        actor.require_operator()?;
+        actor.require_tier(Tier::FrontOffice)?;
+        let mut p = Problems::default();
+        let open = match query.state.as_deref().map(str::trim) {
+            None | Some("") | Some("open") => true,
+            Some("done") => false,
+            Some(_) => {
+                p.add("state", "must be 'open' or 'done'");
+                true
+            }
+        };
+        let (limit, cursor) = page_params(&mut p, query.limit, query.cursor.as_deref());
+        p.finish()?;
+        let at = now();
+        settle_closed_callbacks(&self.db().write, at).await?;
+        let read = &self.db().read;
+        let (rows, next) = q::list_callbacks(read, open, cursor, limit).await?;
+        Ok(CallbackPage { items: callback_views(read, rows, at).await?, next_cursor: next.map(|c| c.encode()) })
+    }
+
+    /// Records an attempt to call a citizen back; reaching them, or choosing to close, finishes
+    /// the call-back and resolves its ticket.
+    pub async fn record_callback_attempt(
+        &self,
+        actor: &Actor,
+        ticket_id: Uuid,
+        input: CallbackAttempt,
+    ) -> Result<CallbackView, ServiceError> {
+        actor.require_operator()?;
+        actor.require_tier(Tier::FrontOffice)?;
+        let note = match input.note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => Some(bounded(n, 1, 2000).map_err(|e| ServiceError::field("note", e))?),
+            None => None,
+        };
+        let at = now();
+        let txn = self.db().write.begin().await?;
+        lock(&txn).await?;
+        settle_closed_callbacks(&txn, at).await?;
+        let mut cb = callback::Entity::find_by_id(ticket_id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("call-back"))?;
+        if cb.state != "open" {
+            return Err(ServiceError::Conflict(format!(
+                "this call-back is already done ({})",
+                cb.done_reason.as_deref().unwrap_or("closed")
+            )));
+        }
+        let t = ticket::Entity::find_by_id(ticket_id).one(&txn).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let from = Status::parse(&t.status).unwrap_or(Status::New);
+        cb.manual_attempts = cb.manual_attempts.saturating_add(1);
+        let attempt = cb.call_attempts.saturating_add(cb.manual_attempts);
+        let body = format!(
+            "Tentativo di richiamata n. {attempt} verso {}: {}.{}",
+            cb.number,
+            if input.reached { "cittadino raggiunto" } else { "cittadino non raggiunto" },
+            note.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+        );
+        let meta = json!({
+            "manual": true, "direction": "outbound",
+            "outcome": if input.reached { "answered" } else { "missed" },
+            "attempt": attempt, "note": note,
+        });
+        let entry = ticket_entry::Model {
+            id: Uuid::now_v7(),
+            ticket_id,
+            kind: EntryKind::Call.as_str().to_owned(),
+            author_id: Some(actor.id),
+            body,
+            body_html: None,
+            meta: Some(meta.to_string()),
+            created_at: at,
+        };
+        let entry_id = entry.id;
+        q::insert_all(&txn, vec![entry]).await?;
+        let mut events = vec![DomainEvent::EntryAdded { ticket_id, entry_id, kind: EntryKind::Call, at }];
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "callback.attempt",
+            "ticket",
+            Some(ticket_id),
+            Some(json!({ "reached": input.reached, "attempt": attempt })),
+        )
+        .await?;
+        let reason = if input.reached {
+            Some("reached")
+        } else if input.close {
+            Some("closed")
+        } else {
+            None
+        };
+        cb.updated_at = at;
+        if let Some(reason) = reason {
+            mark_done(&mut cb, reason, at);
+            crate::audit::record(&txn, Some(actor.id), "callback.done", "ticket", Some(ticket_id), Some(json!({ "reason": reason })))
+                .await?;
+            if from.is_active() {
+                resolve_existing(&txn, ticket_id, from, at).await?;
+                let meta = json!({ "from": from, "to": Status::Resolved, "callback": reason });
+                let system = ticket_entry::Model {
+                    id: Uuid::now_v7(),
+                    ticket_id,
+                    kind: EntryKind::System.as_str().to_owned(),
+                    author_id: Some(actor.id),
+                    body: format!("{from} → {}: {}", Status::Resolved, done_text(reason)),
+                    body_html: None,
+                    meta: Some(meta.to_string()),
+                    created_at: at,
+                };
+                q::insert_all(&txn, vec![system]).await?;
+                events.push(DomainEvent::TicketTransitioned { ticket_id, from, to: Status::Resolved, at });
+            }
+        } else {
+            ticket::Entity::update_many()
+                .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
+                .filter(ticket::Column::Id.eq(ticket_id))
+                .exec(&txn)
+                .await?;
+        }
+        let am: callback::ActiveModel = callback::ActiveModel::from(cb.clone()).reset_all();
+        callback::Entity::update_many().set(am).filter(callback::Column::TicketId.eq(ticket_id)).exec(&txn).await?;
+        let view = callback_views(&txn, vec![cb], at).await?.remove(0);
+        txn.commit().await?;
+        self.bus().publish_all(events);
+        Ok(view)
+    }
+
+    /// Adds an operator's note about a call to the call's ticket, recording the call's outcome
+    /// when given.
+    pub async fn add_call_note(&self, actor: &Actor, call_id: Uuid, input: CallNote) -> Result<EntryView, ServiceError> {
+        actor.require_operator()?;
+        let mut p = Problems::default();
+        let body = p.check("body", bounded(&input.body, 1, 20_000));
+        let result = match input.result.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+            Some(r) => p.check("result", bounded(r, 1, 200)),
+            None => None,
+        };
+        p.finish()?;
+        let body = body.unwrap_or_default();
+        let at = now();
+        let txn = self.db().write.begin().await?;
+        let c = call::Entity::find_by_id(call_id).one(&txn).await?.ok_or(ServiceError::NotFound("call"))?;
+        let Some(ticket_id) = c.ticket_id else {
+            return Err(ServiceError::Conflict(
+                "this call is on no ticket (a withheld or internal call nobody answered): nothing to note it on".into(),
+            ));
+        };
+        let t = ticket::Entity::find_by_id(ticket_id).one(&txn).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        actor.require_tier(Tier::parse(&t.tier).unwrap_or(Tier::FrontOffice))?;
+        let meta = json!({ "call": call_id, "result": result });
+        let entry = ticket_entry::Model {
+            id: Uuid::now_v7(),
+            ticket_id,
+            kind: EntryKind::Note.as_str().to_owned(),
+            author_id: Some(actor.id),
+            body,
+            body_html: None,
+            meta: Some(meta.to_string()),
+            created_at: at,
+        };
+        q::insert_all(&txn, vec![entry.clone()]).await?;
+        if result.is_some() {
+            call::Entity::update_many()
+                .col_expr(call::Column::Result, Expr::value(result.clone()))
+                .col_expr(call::Column::UpdatedAt, Expr::value(at))
+                .filter(call::Column::Id.eq(call_id))
+                .exec(&txn)
+                .await?;
+        }
+        ticket::Entity::update_many()
+            .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
+            .filter(ticket::Column::Id.eq(ticket_id))
+            .exec(&txn)
+            .await?;
+        crate::audit::record(&txn, Some(actor.id), "ticket.note_added", "ticket", Some(ticket_id), Some(json!({ "call": call_id })))
+            .await?;
+        txn.commit().await?;
+        self.bus().publish_all(vec![DomainEvent::EntryAdded { ticket_id, entry_id: entry.id, kind: EntryKind::Note, at }]);
+        Ok(EntryView {
+            id: entry.id,
+            kind: EntryKind::Note,
+            author_id: Some(actor.id),
+            author_name: Some(actor.name.clone()),
+            body: entry.body,
+            body_html: None,
+            meta: Some(meta),
+            created_at: at,
+        })
+    }
+}
