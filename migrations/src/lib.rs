@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_foundation;
 mod m20261126_000002_phone;
 mod m20261126_000003_email;
+mod m20261126_000004_routing;
+mod util;
 
 /// Applies every migration in order; run at start-up and by `sportello migrate`.
 pub struct Migrator;
@@ -16,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_foundation::Migration),
             Box::new(m20261126_000002_phone::Migration),
             Box::new(m20261126_000003_email::Migration),
+            Box::new(m20261126_000004_routing::Migration),
         ]
     }
 }

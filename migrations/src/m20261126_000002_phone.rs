@@ -85,7 +85,7 @@ impl MigrationTrait for Migration {
             .await?;
         index(manager, "calls", "idx_calls_ticket", &["ticket_id", "started_at", "id"], false)
             .await?;
-        index(manager, "calls", "idx_calls_number", &["citizen_number", "started_at"], false)
+        index(manager, "calls", "idx_calls_number", &["citizen_number", "outcome", "started_at"], false)
             .await?;
         index(manager, "calls", "idx_calls_callback", &["callback_id"], false).await?;
         index(manager, "calls", "idx_calls_outcome", &["outcome", "started_at", "id"], false)

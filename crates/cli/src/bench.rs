@@ -54,6 +54,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// E-mail ingest: APPENDs a mailbox of Italian messages (ISO-8859-1 8-bit, UTF-8
+    /// quoted-printable, HTML) to the test Dovecot (SPORTELLO_TEST_IMAP_* variables, see
+    /// deploy/scripts/test-services.sh), then measures messages/s through the real IMAP fetcher
+    /// and sink into tickets, peak memory, and bodies whose text came out damaged.
+    Mail {
+        /// Messages in the mailbox.
+        #[arg(long, default_value_t = 5_000)]
+        messages: usize,
+        /// Messages fetched and stored per transaction (the mailbox's `batch_size`).
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+    },
 }
 
 /// The integration token the webhook benchmark configures.
@@ -171,6 +183,13 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
     let explicit_db = std::env::args().any(|a| a.starts_with("--database-url"))
         || std::env::var("SPORTELLO__DATABASE__URL").is_ok();
     let mut cfg = cfg;
+    if let BenchCommand::Mail {
+        messages,
+        batch_size,
+    } = cmd
+    {
+        return mail::bench_mail(cfg, explicit_db, messages, batch_size).await;
+    }
     if matches!(cmd, BenchCommand::Cdr { .. } | BenchCommand::Webhook { .. }) {
         bench_phone(&mut cfg);
     }
@@ -187,6 +206,8 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
             events,
             concurrency,
         } => bench_webhook(&r, events, concurrency, &backend).await,
+        // Handled before the server starts: the mailbox must be filled first.
+        BenchCommand::Mail { .. } => Ok(()),
     };
     r.stop.cancel();
     result
@@ -483,4 +504,325 @@ async fn bench_webhook(
         ms(percentile(&lat, 0.99))
     );
     Ok(())
+}
+
+/// `bench mail`: e-mail ingest from a real Dovecot mailbox into tickets.
+mod mail {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use anyhow::Context;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+    use sportello_domain::EmailAddress;
+    use sportello_service::mail::sportello_mail::TlsMode;
+    use sportello_service::mail::sportello_mail::imap::{MailboxConfig, connect};
+    use sportello_store::entities::{mail_message, ticket_entry};
+    use tokio_util::sync::CancellationToken;
+    use uuid::Uuid;
+
+    use super::TempDir;
+    use crate::config::Config;
+
+    fn env(name: &str) -> anyhow::Result<String> {
+        std::env::var(name).with_context(|| {
+            format!(
+                "{name} is not set: start the test services with \
+                 eval \"$(deploy/scripts/test-services.sh start /tmp/svc)\""
+            )
+        })
+    }
+
+    /// The sentences citizens write, with the accented letters decoders get wrong.
+    const SENTENCES: &[&str] = &[
+        "Buongiorno, la mia pratica è ferma da tre settimane: perché?",
+        "Città di Milano, via Sant'Antonio 12: è lì che abito da più di un anno.",
+        "Ho già inviato l'ISEE; cosa manca ancora? Così non va.",
+        "Vorrei sapere se il contributo B2 è compatibile con l'indennità.",
+        "Grazie per l'attenzione, cordiali saluti. «Urgente»: 37,5 °C di febbre.",
+        "Sono la figlia di una persona non autosufficiente: può chiamarmi lunedì?",
+    ];
+
+    fn text_of(i: usize, utf8: bool) -> String {
+        let mut t = format!(
+            "{} {} Pratica n. {i}.",
+            SENTENCES[i % SENTENCES.len()],
+            SENTENCES[(i / SENTENCES.len() + 1) % SENTENCES.len()]
+        );
+        if utf8 {
+            // Outside Latin-1: the euro sign and Outlook's typographic apostrophe.
+            t.push_str(" Costo: 15 € — l’importo è giusto?");
+        }
+        t
+    }
+
+    fn latin1(s: &str) -> Vec<u8> {
+        s.chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect()
+    }
+
+    fn quoted_printable(bytes: &[u8]) -> String {
+        let mut out = String::new();
+        let mut line = 0;
+        for &b in bytes {
+            let piece = if (b.is_ascii_graphic() && b != b'=') || b == b' ' {
+                (b as char).to_string()
+            } else {
+                format!("={b:02X}")
+            };
+            if line + piece.len() > 75 {
+                out.push_str("=\r\n");
+                line = 0;
+            }
+            line += piece.len();
+            out.push_str(&piece);
+        }
+        out
+    }
+
+    fn base64(bytes: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for (n, chunk) in bytes.chunks(3).enumerate() {
+            if n > 0 && n % 19 == 0 {
+                out.push_str("\r\n");
+            }
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
+            let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for k in 0..4 {
+                if k <= chunk.len() {
+                    out.push(A[((v >> (18 - 6 * k)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    /// Message `i`: its Message-ID, raw bytes, and the subject and text it must decode to.
+    fn sample(i: usize, run: &str) -> (String, Vec<u8>, String, String) {
+        let id = format!("bench-{run}-{i}@example.it");
+        let head = |subject_encoded: &str| {
+            format!(
+                "From: Cittadino {i} <cittadino{i}@example.it>\r\nTo: welfare@comune.example.it\r\n\
+                 Subject: {subject_encoded}\r\nMessage-ID: <{id}>\r\n\
+                 Date: Tue, 03 Mar 2026 09:15:02 +0100\r\nMIME-Version: 1.0\r\n"
+            )
+        };
+        match i % 3 {
+            0 => {
+                let subject = format!("Richiesta n. {i}: perché è ferma?");
+                let text = text_of(i, false);
+                let mut raw = head(&format!(
+                    "=?ISO-8859-1?Q?{}?=",
+                    quoted_printable(&latin1(&subject))
+                        .replace(' ', "_")
+                        .replace('?', "=3F")
+                ))
+                .into_bytes();
+                raw.extend_from_slice(
+                    b"Content-Type: text/plain; charset=iso-8859-1\r\n\
+                      Content-Transfer-Encoding: 8bit\r\n\r\n",
+                );
+                raw.extend_from_slice(&latin1(&text));
+                raw.extend_from_slice(b"\r\n");
+                (id, raw, subject, text)
+            }
+            1 => {
+                let subject = format!("Città di Milano – domanda {i} (€)");
+                let text = text_of(i, true);
+                let mut raw = head(&format!("=?UTF-8?B?{}?=", base64(subject.as_bytes())));
+                raw.push_str(
+                    "Content-Type: text/plain; charset=utf-8\r\n\
+                     Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                );
+                raw.push_str(&quoted_printable(text.as_bytes()));
+                raw.push_str("\r\n");
+                (id, raw.into_bytes(), subject, text)
+            }
+            _ => {
+                let subject = format!("Informazioni sull’indennità {i}");
+                let text = text_of(i, true);
+                let html = format!(
+                    "<html><body><p style=\"color:red\">{}</p><script>x()</script></body></html>",
+                    text.replace('«', "&laquo;").replace('»', "&raquo;")
+                );
+                let mut raw = head(&format!("=?UTF-8?B?{}?=", base64(subject.as_bytes())));
+                raw.push_str(
+                    "Content-Type: text/html; charset=utf-8\r\n\
+                     Content-Transfer-Encoding: base64\r\n\r\n",
+                );
+                raw.push_str(&base64(html.as_bytes()));
+                raw.push_str("\r\n");
+                (id, raw.into_bytes(), subject, text)
+            }
+        }
+    }
+
+    fn collapse(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// Peak resident memory of this process, from /proc/self/status (Linux).
+    fn peak_rss_kib() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    pub(super) async fn bench_mail(
+        mut cfg: Config,
+        explicit_db: bool,
+        n: usize,
+        batch_size: usize,
+    ) -> anyhow::Result<()> {
+        let host = env("SPORTELLO_TEST_IMAP_HOST")?;
+        let port: u16 = env("SPORTELLO_TEST_IMAP_PORT")?
+            .parse()
+            .context("SPORTELLO_TEST_IMAP_PORT is not a port")?;
+        let run = Uuid::now_v7().simple().to_string();
+        let folder = format!("bench-{run}");
+        let mut mailbox = MailboxConfig::new(
+            format!("bench-{run}"),
+            host,
+            TlsMode::None,
+            env("SPORTELLO_TEST_IMAP_USER")?,
+            env("SPORTELLO_TEST_IMAP_PASS")?,
+            EmailAddress::parse("welfare@comune.example.it")?,
+        );
+        mailbox.imap_port = Some(port);
+        mailbox.folder = folder.clone();
+        mailbox.batch_size = batch_size.max(1);
+        mailbox.poll_interval_secs = 600;
+        let name = mailbox.name.clone();
+
+        // The mailbox, filled before anything is measured.
+        let mut session = connect(&mailbox).await.context("connecting to the test IMAP server")?;
+        session.create(&folder).await.context("creating the bench folder")?;
+        let filling = Instant::now();
+        let mut expected: HashMap<String, (String, String)> = HashMap::with_capacity(n);
+        for i in 0..n {
+            let (id, raw, subject, text) = sample(i, &run);
+            session
+                .append(&folder, None, None, &raw)
+                .await
+                .with_context(|| format!("APPEND of message {i}"))?;
+            expected.insert(id, (subject, text));
+        }
+        let _ = session.logout().await;
+        println!(
+            "mailbox: {n} messages appended to {folder} in {:.1} s",
+            filling.elapsed().as_secs_f64()
+        );
+
+        let mut _dir = None;
+        if !explicit_db {
+            let d = std::env::temp_dir().join(format!("sportello-bench-{run}"));
+            std::fs::create_dir_all(&d)?;
+            cfg.database.url = format!("sqlite://{}/bench.db?mode=rwc", d.display());
+            _dir = Some(TempDir(d));
+        }
+        cfg.email.mailboxes = vec![mailbox];
+        cfg.email.smtp = None;
+        let app = crate::open_app(&cfg).await?;
+        let backend = format!("{:?}", app.db().backend());
+        let count = || async {
+            mail_message::Entity::find()
+                .filter(mail_message::Column::Mailbox.eq(name.as_str()))
+                .filter(mail_message::Column::Direction.eq("inbound"))
+                .count(&app.db().read)
+                .await
+        };
+
+        let stop = CancellationToken::new();
+        let started = Instant::now();
+        let tasks = app.start_mail(stop.clone())?;
+        let mut first_at = None;
+        loop {
+            let done = count().await? as usize;
+            if done > 0 && first_at.is_none() {
+                first_at = Some(started.elapsed());
+            }
+            if done >= n {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(1800),
+                "only {done} of {n} messages imported after 30 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let elapsed = started.elapsed();
+        stop.cancel();
+        tasks.join().await;
+
+        // Every body and subject compared with what was sent.
+        let rows: Vec<(String, Option<Uuid>, String)> = mail_message::Entity::find()
+            .select_only()
+            .column(mail_message::Column::MessageId)
+            .column(mail_message::Column::EntryId)
+            .column(mail_message::Column::Subject)
+            .filter(mail_message::Column::Mailbox.eq(name.as_str()))
+            .filter(mail_message::Column::Direction.eq("inbound"))
+            .into_tuple()
+            .all(&app.db().read)
+            .await?;
+        let entry_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.1).collect();
+        let mut bodies: HashMap<Uuid, String> = HashMap::with_capacity(entry_ids.len());
+        for chunk in entry_ids.chunks(500) {
+            let got: Vec<(Uuid, String)> = ticket_entry::Entity::find()
+                .select_only()
+                .column(ticket_entry::Column::Id)
+                .column(ticket_entry::Column::Body)
+                .filter(ticket_entry::Column::Id.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&app.db().read)
+                .await?;
+            bodies.extend(got);
+        }
+        let (mut damaged_bodies, mut damaged_subjects, mut missing) = (0usize, 0usize, 0usize);
+        for (id, (subject, text)) in &expected {
+            let Some((_, entry, got_subject)) = rows.iter().find(|r| &r.0 == id) else {
+                missing += 1;
+                continue;
+            };
+            let body = entry.and_then(|e| bodies.get(&e)).map(String::as_str).unwrap_or("");
+            if collapse(body) != collapse(text) {
+                damaged_bodies += 1;
+                if damaged_bodies <= 3 {
+                    eprintln!("damaged body of {id}:\n  sent: {text}\n  got:  {body}");
+                }
+            }
+            if collapse(got_subject) != collapse(subject) {
+                damaged_subjects += 1;
+            }
+        }
+        let rate = n as f64 / elapsed.as_secs_f64();
+        println!("bench mail ({backend}, {n} messages, batch_size {batch_size}):");
+        println!(
+            "  ingested in {:.2} s = {rate:.0} messages/s (first message stored after {} ms)",
+            elapsed.as_secs_f64(),
+            first_at.unwrap_or_default().as_millis()
+        );
+        if let Some(kib) = peak_rss_kib() {
+            println!("  peak RSS (VmHWM): {:.1} MB", kib as f64 / 1024.0);
+        }
+        println!(
+            "  damaged bodies: {damaged_bodies}, damaged subjects: {damaged_subjects}, missing: {missing}"
+        );
+        let tickets = sportello_store::entities::ticket::Entity::find()
+            .filter(sportello_store::entities::ticket::Column::Channel.eq("email"))
+            .count(&app.db().read)
+            .await?;
+        println!("  email tickets in the database: {tickets}");
+        app.db().clone().close().await;
+        Ok(())
+    }
 }

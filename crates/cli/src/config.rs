@@ -95,6 +95,23 @@ mod tests {
     }
 
     #[test]
+    fn email_defaults_start_nothing_and_the_example_file_loads() {
+        let c = load(&[], &[]).unwrap();
+        assert!(c.email.mailboxes.is_empty());
+        assert!(c.email.smtp.is_none());
+        assert!(c.email.auto_ack.enabled);
+        let example = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/email.example.toml"
+        ));
+        let c = load(&[example], &[]).unwrap();
+        assert_eq!(c.email.mailboxes.len(), 2);
+        assert_eq!(c.email.mailboxes[0].name, "welfare");
+        assert_eq!(c.email.smtp.as_ref().unwrap().port(), 587);
+        c.email.validate().unwrap();
+    }
+
+    #[test]
     fn files_override_defaults_and_bad_values_are_named() {
         let dir = std::env::temp_dir().join(format!("sportello-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -150,10 +150,16 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let mail_tasks = app
         .start_mail(token.clone())
         .context("starting the e-mail channel")?;
+    // The router: routes every new ticket, keeps SLA states, pushes work to operators.
+    let router_task = tokio::spawn({
+        let (app, token) = (app.clone(), token.clone());
+        async move { app.run_router(token, std::time::Duration::from_secs(5)).await }
+    });
     let router = sportello_server::router(app.clone(), cfg.server.clone());
     let served = sportello_server::serve(listener, router, shutdown_signal(token.clone())).await;
     token.cancel();
     mail_tasks.join().await;
+    let _ = router_task.await;
     served?;
     app.db().clone().close().await;
     Ok(())

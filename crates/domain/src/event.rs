@@ -43,6 +43,12 @@ pub enum DomainEvent {
         citizen_id: Uuid,
         at: DateTime<Utc>,
     },
+    /// A ticket's SLA state changed by itself with time (`ok`, `at_risk`, `breached`, `paused`).
+    SlaChanged {
+        ticket_id: Uuid,
+        state: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -52,7 +58,8 @@ impl DomainEvent {
             DomainEvent::TicketCreated { ticket_id, .. }
             | DomainEvent::TicketTransitioned { ticket_id, .. }
             | DomainEvent::TicketAssigned { ticket_id, .. }
-            | DomainEvent::EntryAdded { ticket_id, .. } => Some(*ticket_id),
+            | DomainEvent::EntryAdded { ticket_id, .. }
+            | DomainEvent::SlaChanged { ticket_id, .. } => Some(*ticket_id),
             DomainEvent::CitizenCreated { .. } => None,
         }
     }

@@ -12,6 +12,7 @@ mod intake;
 pub mod mail;
 pub mod numbers;
 pub mod phone;
+pub mod routing;
 pub mod taxonomy;
 pub mod tickets;
 mod util;
@@ -40,6 +41,7 @@ struct Inner {
     mail: mail::MailRuntime,
     tokens: auth::TokenCache,
     intake: intake::Intake,
+    routing: routing::RoutingRuntime,
 }
 
 impl App {
@@ -52,6 +54,9 @@ impl App {
         let numbers =
             numbers::NumberAllocator::new(config.ticket_prefix.clone(), config.number_block);
         let db_write = db.write.clone();
+        let calendar = sportello_domain::calendar::BusinessCalendar::from_config(&config.calendar)
+            .map_err(|e| ServiceError::field("calendar", e.to_string()))?;
+        let routing = routing::RoutingRuntime::new(calendar)?;
         Ok(App {
             inner: Arc::new(Inner {
                 db,
@@ -63,6 +68,7 @@ impl App {
                 mail,
                 tokens: Default::default(),
                 intake: intake::Intake::start(db_write),
+                routing,
             }),
         })
     }

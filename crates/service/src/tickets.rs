@@ -57,6 +57,11 @@ pub struct TicketView {
     pub first_response_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The SLA policy, deadlines and state, once the router has routed the ticket.
+    pub sla: Option<crate::routing::SlaView>,
+    /// Why nobody has taken the ticket yet (while it waits unassigned).
+    #[schema(value_type = Option<Object>)]
+    pub waiting_reason: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<EntryView>>,
 }
@@ -163,6 +168,8 @@ fn view(t: ticket::Model, citizen: Option<CitizenRef>) -> TicketView {
         first_response_at: t.first_response_at,
         resolved_at: t.resolved_at,
         closed_at: t.closed_at,
+        sla: None,
+        waiting_reason: None,
         timeline: None,
     }
 }
@@ -186,6 +193,9 @@ pub(crate) async fn summaries<C: ConnectionTrait>(
             .map(|c| (c.id, c.name))
             .collect()
     };
+    let routing =
+        crate::routing::routing_of(conn, &rows.iter().map(|t| t.id).collect::<Vec<_>>()).await?;
+    let at = Utc::now();
     Ok(rows
         .into_iter()
         .map(|t| {
@@ -195,9 +205,24 @@ pub(crate) async fn summaries<C: ConnectionTrait>(
                     name: n.clone(),
                 })
             });
-            view(t, c)
+            let id = t.id;
+            let mut v = view(t, c);
+            crate::routing::decorate(&mut v, routing.get(&id), at);
+            v
         })
         .collect())
+}
+
+/// Adds a system entry (assignment, escalation, SLA event) to a ticket's timeline.
+pub(crate) async fn insert_system_entry<C: ConnectionTrait>(
+    conn: &C,
+    ticket_id: Uuid,
+    author: Option<Uuid>,
+    body: String,
+    meta: serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    insert_entry(conn, &new_entry(ticket_id, EntryKind::System, author, body, Some(meta), at)).await
 }
 
 fn entry_view(e: ticket_entry::Model, names: &HashMap<Uuid, String>) -> EntryView {
@@ -692,6 +717,14 @@ impl App {
             "ticket",
             Some(id),
             Some(meta),
+        )
+        .await?;
+        crate::routing::sla_event(
+            &txn,
+            &self.inner.routing.calendar,
+            id,
+            crate::routing::SlaEvent::Transition { from, to },
+            at,
         )
         .await?;
         txn.commit().await?;

@@ -256,6 +256,9 @@ pub async fn last_answered<C: ConnectionTrait>(
 }
 
 /// The active front-office phone tickets of these citizens.
+///
+/// Filters on the citizen alone in SQL and on the rest here: with `channel` and `status` in the
+/// query, SQLite prefers the (channel, status) index and walks every open phone ticket.
 pub async fn open_phone_tickets<C: ConnectionTrait>(
     conn: &C,
     citizen_ids: &[Uuid],
@@ -263,15 +266,15 @@ pub async fn open_phone_tickets<C: ConnectionTrait>(
 ) -> Result<Vec<ticket::Model>, sea_orm::DbErr> {
     let mut out = Vec::new();
     for chunk in citizen_ids.chunks(CHUNK) {
-        out.extend(
-            ticket::Entity::find()
-                .filter(ticket::Column::CitizenId.is_in(chunk.to_vec()))
-                .filter(ticket::Column::Channel.eq("phone"))
-                .filter(ticket::Column::Tier.eq("front_office"))
-                .filter(ticket::Column::Status.is_in(active_statuses.iter().copied()))
-                .all(conn)
-                .await?,
-        );
+        let rows = ticket::Entity::find()
+            .filter(ticket::Column::CitizenId.is_in(chunk.to_vec()))
+            .all(conn)
+            .await?;
+        out.extend(rows.into_iter().filter(|t| {
+            t.channel == "phone"
+                && t.tier == "front_office"
+                && active_statuses.contains(&t.status.as_str())
+        }));
     }
     Ok(out)
 }

@@ -157,6 +157,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
+        let router_app = app.clone();
+        let router_stop = stop.clone();
+        tokio::spawn(async move { router_app.run_router(router_stop, std::time::Duration::from_millis(200)).await });
         let router = sportello_server::router(app.clone(), Default::default());
         let s = stop.clone();
         tokio::spawn(async move {

@@ -6,6 +6,7 @@ pub mod citizens;
 pub mod health;
 pub mod mail;
 pub mod phone;
+pub mod routing;
 pub mod taxonomy;
 pub mod tickets;
 pub mod users;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(citizens::router())
         .merge(users::router())
         .merge(taxonomy::router())
+        .merge(routing::router())
         .merge(audit::router())
         .merge(phone::router())
         .merge(mail::router())

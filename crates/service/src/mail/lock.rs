@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::App;
 
 /// How often a standby instance tries to take a mailbox.
-const STANDBY_RETRY: Duration = Duration::from_secs(15);
+const STANDBY_RETRY: Duration = Duration::from_secs(5);
 /// How often the holder checks that its lock connection is alive.
 const LOCK_CHECK: Duration = Duration::from_secs(20);
 

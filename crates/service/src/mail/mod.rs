@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 use crate::{Actor, App, ServiceConfig, ServiceError};
 
-pub use ingest::{IngestOutcome, MailIngest};
-pub use outbox::OutboxOptions;
+pub use ingest::{IngestOutcome, IngestReport, LINKED_TAG, MailIngest};
+pub use outbox::{OutboxOptions, OutboxPass};
 pub use reply::{DeliveryView, NewReply, ReplyAttachment, ReplyView};
 /// The protocol crate, for the binary (fetchers, bench) and tests.
 pub use sportello_mail;
@@ -206,6 +206,15 @@ impl App {
     /// several instances share the database) and, when `[email.smtp]` is configured, the
     /// outbox worker. Everything stops when `cancel` fires.
     pub fn start_mail(&self, cancel: CancellationToken) -> Result<MailTasks, ServiceError> {
+        self.start_mail_with(cancel, OutboxOptions::default())
+    }
+
+    /// [`App::start_mail`] with the outbox worker's pacing given (tests use short backoffs).
+    pub fn start_mail_with(
+        &self,
+        cancel: CancellationToken,
+        outbox: OutboxOptions,
+    ) -> Result<MailTasks, ServiceError> {
         let mut handles = Vec::new();
         for mailbox in self.mail().config.mailboxes.clone() {
             self.mail().set_slot(&mailbox.name, "starting", None);
@@ -221,8 +230,7 @@ impl App {
             let app = self.clone();
             let token = cancel.clone();
             handles.push(tokio::spawn(async move {
-                app.run_outbox(sender, OutboxOptions::default(), token)
-                    .await;
+                app.run_outbox(sender, outbox, token).await;
             }));
         }
         Ok(MailTasks { handles })

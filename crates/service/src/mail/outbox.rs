@@ -72,6 +72,9 @@ pub struct OutboxPass {
     pub sent: usize,
     pub retrying: usize,
     pub failed: usize,
+    /// The relay could not be reached: the pass stopped early, since every other message
+    /// would have waited for the same timeout.
+    pub relay_down: bool,
 }
 
 fn chrono_dur(d: Duration) -> chrono::Duration {
@@ -88,25 +91,34 @@ impl App {
         cancel: CancellationToken,
     ) {
         tracing::info!("outbox worker started");
+        let mut down_streak: i32 = 0;
         loop {
             if cancel.is_cancelled() {
                 break;
             }
             let wait = match self.deliver_due(&sender, &opts).await {
+                Ok(pass) if pass.relay_down => {
+                    down_streak = down_streak.saturating_add(1);
+                    opts.backoff(down_streak)
+                }
                 Ok(pass) if pass.sent + pass.retrying + pass.failed >= opts.batch as usize => {
+                    down_streak = 0;
                     Duration::ZERO
                 }
-                Ok(_) => match q::next_due_at(&self.db().read).await {
-                    Ok(Some(due)) => (due - Utc::now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(opts.poll_interval),
-                    Ok(None) => opts.poll_interval,
-                    Err(e) => {
-                        tracing::warn!("outbox: reading the next due time failed: {e}");
-                        opts.poll_interval
+                Ok(_) => {
+                    down_streak = 0;
+                    match q::next_due_at(&self.db().read).await {
+                        Ok(Some(due)) => (due - Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::ZERO)
+                            .min(opts.poll_interval),
+                        Ok(None) => opts.poll_interval,
+                        Err(e) => {
+                            tracing::warn!("outbox: reading the next due time failed: {e}");
+                            opts.poll_interval
+                        }
                     }
-                },
+                }
                 Err(e) => {
                     tracing::warn!("outbox pass failed: {e}");
                     opts.poll_interval.min(Duration::from_secs(5))
@@ -142,10 +154,15 @@ impl App {
             }
             let attempts = row.attempts + 1;
             let result = send_row(sender, &row).await;
+            let unreachable = matches!(&result, Err(e) if e.is_transient() && e.code.is_none());
             match self.record_outbox_attempt(&row, attempts, result, opts).await? {
                 Delivery::Sent => pass.sent += 1,
                 Delivery::Retrying => pass.retrying += 1,
                 Delivery::Failed => pass.failed += 1,
+            }
+            if unreachable {
+                pass.relay_down = true;
+                break;
             }
         }
         Ok(pass)

@@ -347,15 +347,6 @@ impl App {
             }
             _ => ("duplicate", None),
         };
-        // A duplicate is already stored: nothing is left to retry.
-        if outcome == "duplicate" {
-            mail_quarantine::Entity::update_many()
-                .col_expr(mail_quarantine::Column::State, Expr::value("imported"))
-                .col_expr(mail_quarantine::Column::UpdatedAt, Expr::value(now()))
-                .filter(mail_quarantine::Column::Id.eq(id))
-                .exec(&self.db().write)
-                .await?;
-        }
         let row = mail_quarantine::Entity::find_by_id(id)
             .one(&self.db().write)
             .await?
