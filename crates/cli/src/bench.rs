@@ -54,6 +54,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Routing: one assignment decision with 10,000 waiting tickets and 500 operators (pure
+    /// engine), then sustained assignments per second through the service and the database.
+    Assign {
+        /// Waiting tickets to assign through the service.
+        #[arg(long, default_value_t = 10_000)]
+        tickets: usize,
+        /// Operators sharing them (capacity is tickets / operators each).
+        #[arg(long, default_value_t = 200)]
+        operators: usize,
+    },
     /// E-mail ingest: APPENDs a mailbox of Italian messages (ISO-8859-1 8-bit, UTF-8
     /// quoted-printable, HTML) to the test Dovecot (SPORTELLO_TEST_IMAP_* variables, see
     /// deploy/scripts/test-services.sh), then measures messages/s through the real IMAP fetcher
@@ -201,6 +211,9 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
             concurrency,
         } => bench_create(&r, tickets, concurrency, &backend).await,
         BenchCommand::List { seed, requests } => bench_list(&r, seed, requests, &backend).await,
+        BenchCommand::Assign { tickets, operators } => {
+            bench_assign(&r, tickets, operators, &backend).await
+        }
         BenchCommand::Cdr { rows } => bench_cdr(&r, rows, &backend).await,
         BenchCommand::Webhook {
             events,
@@ -825,4 +838,86 @@ mod mail {
         app.db().clone().close().await;
         Ok(())
     }
+}
+
+async fn bench_assign(r: &Running, tickets: usize, operators: usize, backend: &str) -> anyhow::Result<()> {
+    use sportello_domain::Role;
+    use sportello_service::Actor;
+    let engine = sportello_routing::run_assignment_bench(&sportello_routing::BenchConfig::default());
+    println!(
+        "bench assign (engine): {} waiting tickets, {} operators: single decision p50 {:.1} µs p99 {:.1} µs; \
+         decision within a full round p99 {:.1} µs; full round {:.1} ms ({} assigned)",
+        engine.config.tickets,
+        engine.config.operators,
+        engine.single_decision.p50_us,
+        engine.single_decision.p99_us,
+        engine.decision_in_round.p99_us,
+        engine.full_round_ms,
+        engine.assigned_in_round,
+    );
+    let system = Actor { id: Uuid::nil(), username: "bench".into(), name: "bench".into(), roles: vec![Role::Admin] };
+    let started = Instant::now();
+    for i in 0..tickets {
+        r.app
+            .create_ticket(
+                &system,
+                sportello_service::tickets::NewTicket {
+                    channel: "web".into(),
+                    subject: format!("Modulo web {i}"),
+                    ..Default::default()
+                },
+            )
+            .await?;
+    }
+    // Route everything first (no operator exists yet, so nothing is assigned).
+    loop {
+        r.app.router_round().await?;
+        let routed = sea_orm::PaginatorTrait::count(
+            <sportello_store::entities::ticket_routing::Entity as sea_orm::EntityTrait>::find(),
+            &r.app.db().read,
+        )
+        .await?;
+        if routed as usize >= tickets {
+            break;
+        }
+    }
+    eprintln!("  {tickets} tickets created and routed in {:.1} s", started.elapsed().as_secs_f64());
+    let per_operator = tickets.div_ceil(operators.max(1)) as u32;
+    for i in 0..operators {
+        let u = r
+            .app
+            .create_user_cli(sportello_service::auth::NewUser {
+                username: format!("op{i:04}"),
+                password: PASSWORD.into(),
+                name: format!("Operatore {i}"),
+                roles: vec!["front_office".into()],
+            })
+            .await?;
+        let profile = sportello_routing::RoutingProfile {
+            tiers: vec![sportello_domain::Tier::FrontOffice],
+            skills: Default::default(),
+            capacity: [(sportello_domain::Channel::Web, per_operator)].into_iter().collect(),
+        };
+        r.app.set_routing_profile(&system, u.id, profile).await?;
+        r.app.set_presence(&system, u.id, "available").await?;
+    }
+    let started = Instant::now();
+    let mut assigned = 0;
+    let mut rounds = 0;
+    while assigned < tickets {
+        let n = r.app.assign_round().await?;
+        rounds += 1;
+        if n == 0 {
+            break;
+        }
+        assigned += n;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "bench assign (service): backend={backend} {assigned} assignments to {operators} operators in {rounds} round(s), \
+         {:.2} s, {:.0} assignments/s",
+        elapsed.as_secs_f64(),
+        assigned as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
 }

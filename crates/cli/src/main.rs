@@ -58,6 +58,16 @@ enum Command {
         #[arg(long, default_value = "cdr")]
         source: String,
     },
+    /// Simulate a day or a week of the contact center for a staffing plan: SLA attainment,
+    /// waiting times and occupancy per tier, checked against Erlang C for the phone queue.
+    Simulate {
+        /// The staffing file (see config/staffing.example.toml).
+        #[arg(long)]
+        staffing: PathBuf,
+        /// Print the figures as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure throughput and latency (prints figures for docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -165,6 +175,21 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the staffing simulator; needs no database.
+fn simulate(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the staffing file {}", file.display()))?;
+    let staffing = sportello_routing::Staffing::from_toml(&text)
+        .with_context(|| format!("invalid staffing file {}", file.display()))?;
+    let report = sportello_routing::simulate(&staffing);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_table());
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve { listen: None });
@@ -222,6 +247,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::Simulate { staffing, json } => simulate(&staffing, json),
             Command::Bench { command } => bench::run(command, cfg).await,
         }
     })

@@ -522,6 +522,17 @@ async fn lock<C: ConnectionTrait>(conn: &C) -> Result<(), sea_orm::DbErr> {
     Ok(())
 }
 
+/// Merges one report into the record of its call.
+fn apply_item(record: &mut CallRecord, item: &Item<'_>) -> Result<(), sea_orm::DbErr> {
+    match &item.change {
+        Change::Event(e) => record.apply(e).map_err(|e| internal(e.to_string())),
+        Change::Row(r) => r
+            .to_events(item.source)
+            .iter()
+            .try_for_each(|e| record.apply(e).map_err(|e| internal(e.to_string()))),
+    }
+}
+
 fn parse_direction(s: &str) -> Direction {
     Direction::parse(s).unwrap_or(Direction::Inbound)
 }
@@ -574,6 +585,17 @@ impl<'a> Batch<'a> {
                     Slot { model, record, is_new: false, dirty: false },
                 );
             }
+        }
+        // A batch that changes no call (a re-import, a repeated delivery) needs nothing else.
+        let quiet = items.iter().all(|item| {
+            calls.get(&(item.source.to_owned(), item.call_id.to_owned())).is_some_and(|slot| {
+                let mut record = slot.record.clone();
+                apply_item(&mut record, item).is_ok() && record == slot.record
+            })
+        });
+        if quiet {
+            wanted.clear();
+            citizen_ids.clear();
         }
         let wanted: Vec<String> = wanted.into_iter().collect();
 
@@ -679,14 +701,7 @@ impl<'a> Batch<'a> {
         let mut slot = match existing {
             Some(mut slot) => {
                 let before = slot.record.clone();
-                match &item.change {
-                    Change::Event(e) => slot.record.apply(e).map_err(|e| internal(e.to_string()))?,
-                    Change::Row(r) => {
-                        for e in r.to_events(item.source) {
-                            slot.record.apply(&e).map_err(|e| internal(e.to_string()))?;
-                        }
-                    }
-                }
+                apply_item(&mut slot.record, item)?;
                 if self.seen.insert(key.clone()) {
                     self.order.push(key.clone());
                 }
