@@ -6,6 +6,8 @@ mod m20261126_000001_foundation;
 mod m20261126_000002_phone;
 mod m20261126_000003_email;
 mod m20261126_000004_routing;
+mod m20261126_000005_counter;
+mod m20261126_000006_dashboard;
 mod util;
 
 /// Applies every migration in order; run at start-up and by `sportello migrate`.
@@ -19,6 +21,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_phone::Migration),
             Box::new(m20261126_000003_email::Migration),
             Box::new(m20261126_000004_routing::Migration),
+            Box::new(m20261126_000005_counter::Migration),
+            Box::new(m20261126_000006_dashboard::Migration),
         ]
     }
 }

@@ -78,18 +78,63 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "calls", "idx_calls_source_call", &["source", "call_id"], true).await?;
+        index(
+            manager,
+            "calls",
+            "idx_calls_source_call",
+            &["source", "call_id"],
+            true,
+        )
+        .await?;
         // The call log pages by (started_at, id); filtered lists add one leading column.
-        index(manager, "calls", "idx_calls_started", &["started_at", "id"], false).await?;
-        index(manager, "calls", "idx_calls_citizen", &["citizen_id", "started_at", "id"], false)
-            .await?;
-        index(manager, "calls", "idx_calls_ticket", &["ticket_id", "started_at", "id"], false)
-            .await?;
-        index(manager, "calls", "idx_calls_number", &["citizen_number", "outcome", "started_at"], false)
-            .await?;
-        index(manager, "calls", "idx_calls_callback", &["callback_id"], false).await?;
-        index(manager, "calls", "idx_calls_outcome", &["outcome", "started_at", "id"], false)
-            .await?;
+        index(
+            manager,
+            "calls",
+            "idx_calls_started",
+            &["started_at", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "calls",
+            "idx_calls_citizen",
+            &["citizen_id", "started_at", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "calls",
+            "idx_calls_ticket",
+            &["ticket_id", "started_at", "id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "calls",
+            "idx_calls_number",
+            &["citizen_number", "outcome", "started_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "calls",
+            "idx_calls_callback",
+            &["callback_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "calls",
+            "idx_calls_outcome",
+            &["outcome", "started_at", "id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -117,16 +162,38 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "callbacks", "idx_callbacks_open_number", &["open_number"], true).await?;
-        index(manager, "callbacks", "idx_callbacks_state_deadline", &["state", "deadline", "ticket_id"], false)
-            .await?;
-        index(manager, "callbacks", "idx_callbacks_number", &["number"], false).await?;
+        index(
+            manager,
+            "callbacks",
+            "idx_callbacks_open_number",
+            &["open_number"],
+            true,
+        )
+        .await?;
+        index(
+            manager,
+            "callbacks",
+            "idx_callbacks_state_deadline",
+            &["state", "deadline", "ticket_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "callbacks",
+            "idx_callbacks_number",
+            &["number"],
+            false,
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in ["calls", "callbacks"] {
-            manager.drop_table(Table::drop().table(t).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
         }
         Ok(())
     }

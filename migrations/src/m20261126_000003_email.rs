@@ -120,7 +120,11 @@ impl MigrationTrait for Migration {
                     // NULL when the attachment exceeded the size limit and was not kept.
                     .col(blob_null("data"))
                     .col(timestamp_with_time_zone("created_at"))
-                    .foreign_key(&mut fk("mail_attachments", "mail_message_id", "mail_messages"))
+                    .foreign_key(&mut fk(
+                        "mail_attachments",
+                        "mail_message_id",
+                        "mail_messages",
+                    ))
                     .foreign_key(&mut fk("mail_attachments", "ticket_id", "tickets"))
                     .to_owned(),
             )

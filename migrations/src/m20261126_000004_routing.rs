@@ -53,9 +53,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "ticket_routing", "idx_ticket_routing_check", &["next_check_at"], false)
-            .await?;
-        index(manager, "ticket_routing", "idx_ticket_routing_state", &["sla_state"], false).await?;
+        index(
+            manager,
+            "ticket_routing",
+            "idx_ticket_routing_check",
+            &["next_check_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "ticket_routing",
+            "idx_ticket_routing_state",
+            &["sla_state"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -73,7 +86,9 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in ["settings", "ticket_routing", "operator_profiles"] {
-            manager.drop_table(Table::drop().table(t).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -799,22 +799,59 @@ async fn domain_events_follow_commits(t: TestApp) {
     use sportello_domain::event::DomainEvent;
     let mut rx = t.app.bus().subscribe();
     let (op_id, op) = t.user("operatore6", &["front_office"]).await;
-    let created = t.ticket(&op, json!({"channel": "email", "subject": "Eventi", "citizen": {"name": "Eva Gialli"}})).await;
+    let created = t
+        .ticket(
+            &op,
+            json!({"channel": "email", "subject": "Eventi", "citizen": {"name": "Eva Gialli"}}),
+        )
+        .await;
     let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
-    t.post(&format!("/api/v1/tickets/{id}/transitions"), &op, json!({"to": "assigned"})).await;
+    t.post(
+        &format!("/api/v1/tickets/{id}/transitions"),
+        &op,
+        json!({"to": "assigned"}),
+    )
+    .await;
     // A refused change publishes nothing.
-    let (status, _) = t.post(&format!("/api/v1/tickets/{id}/transitions"), &op, json!({"to": "closed"})).await;
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/tickets/{id}/transitions"),
+            &op,
+            json!({"to": "closed"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    t.post(&format!("/api/v1/tickets/{id}/entries"), &op, json!({"kind": "note", "body": "n"})).await;
+    t.post(
+        &format!("/api/v1/tickets/{id}/entries"),
+        &op,
+        json!({"kind": "note", "body": "n"}),
+    )
+    .await;
 
     let mut got = Vec::new();
-    while let Ok(Ok(e)) = tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
+    while let Ok(Ok(e)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await
+    {
         got.push((*e).clone());
     }
-    assert!(matches!(got[0], DomainEvent::CitizenCreated { .. }), "{got:?}");
-    assert!(matches!(&got[1], DomainEvent::TicketCreated { ticket_id, number, .. } if *ticket_id == id && number == created["number"].as_str().unwrap()));
-    assert!(matches!(got[2], DomainEvent::TicketTransitioned { from: Status::New, to: Status::Assigned, .. }));
-    assert!(matches!(got[3], DomainEvent::TicketAssigned { assignee_id: Some(a), .. } if a.to_string() == op_id));
+    assert!(
+        matches!(got[0], DomainEvent::CitizenCreated { .. }),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&got[1], DomainEvent::TicketCreated { ticket_id, number, .. } if *ticket_id == id && number == created["number"].as_str().unwrap())
+    );
+    assert!(matches!(
+        got[2],
+        DomainEvent::TicketTransitioned {
+            from: Status::New,
+            to: Status::Assigned,
+            ..
+        }
+    ));
+    assert!(
+        matches!(got[3], DomainEvent::TicketAssigned { assignee_id: Some(a), .. } if a.to_string() == op_id)
+    );
     assert!(matches!(got[4], DomainEvent::EntryAdded { .. }));
     assert_eq!(got.len(), 5, "{got:?}");
 }

@@ -11,8 +11,8 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sportello_domain::event::DomainEvent;
-use sportello_service::mail::sportello_mail::imap::FetchedMessage;
 use sportello_service::mail::sportello_mail::SmtpSender;
+use sportello_service::mail::sportello_mail::imap::FetchedMessage;
 use sportello_service::mail::{IngestOutcome, OutboxOptions};
 
 use mailharness::{
@@ -72,10 +72,16 @@ async fn a_citizen_message_opens_a_ticket(t: MailApp) {
     let inbound = entries(&ticket, "inbound");
     assert_eq!(inbound.len(), 1);
     let e = inbound[0];
-    assert_eq!(e["body"].as_str().unwrap().trim(), "Buongiorno, la pratica è ferma.");
+    assert_eq!(
+        e["body"].as_str().unwrap().trim(),
+        "Buongiorno, la pratica è ferma."
+    );
     let html = e["body_html"].as_str().unwrap();
     assert!(html.contains("<b>è</b>"), "{html}");
-    assert!(!html.contains("script") && !html.contains("onclick"), "{html}");
+    assert!(
+        !html.contains("script") && !html.contains("onclick"),
+        "{html}"
+    );
     assert_eq!(e["meta"]["message_id"], id.as_str());
     assert_eq!(e["meta"]["mailbox"], MAILBOX);
     assert_eq!(e["meta"]["from"], "mario.rossi@example.it");
@@ -88,7 +94,10 @@ async fn a_citizen_message_opens_a_ticket(t: MailApp) {
     // The citizen is found by address next time, and is searchable with the address.
     let (status, cit) = t
         .get(
-            &format!("/api/v1/citizens/{}", ticket["citizen_id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/citizens/{}",
+                ticket["citizen_id"].as_str().unwrap()
+            ),
             &t.admin_token,
         )
         .await;
@@ -98,11 +107,17 @@ async fn a_citizen_message_opens_a_ticket(t: MailApp) {
     // The attachment downloads for the ticket's tier only.
     let (_, fo) = t.user("fo1", &["front_office"]).await;
     let (_, bo) = t.user("bo1", &["back_office"]).await;
-    let url = t.url(&format!("/api/v1/attachments/{}", att["id"].as_str().unwrap()));
+    let url = t.url(&format!(
+        "/api/v1/attachments/{}",
+        att["id"].as_str().unwrap()
+    ));
     let res = t.client.get(&url).bearer_auth(&fo).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/pdf");
-    let disposition = res.headers()["content-disposition"].to_str().unwrap().to_owned();
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(disposition.starts_with("attachment;"), "{disposition}");
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.bytes().await.unwrap().as_ref(), b"%PDF-1.4 finto isee");
@@ -124,14 +139,23 @@ async fn a_citizen_message_opens_a_ticket(t: MailApp) {
     assert_eq!(rows[0].state, "queued");
     assert_eq!(rows[0].envelope_to, "mario.rossi@example.it");
     let raw = &rows[0].raw;
-    assert_eq!(header(raw, "Auto-Submitted").as_deref(), Some("auto-replied"));
+    assert_eq!(
+        header(raw, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
     assert_eq!(header(raw, "In-Reply-To"), Some(format!("<{id}>")));
     assert!(header(raw, "Subject").unwrap().len() > 5);
     let subject = String::from_utf8_lossy(raw);
     assert!(subject.contains(&format!("[{number}]")), "tag in subject");
 
     // The checkpoint moved with the batch.
-    let cp = t.app.mail_sink().checkpoint(MAILBOX).await.unwrap().unwrap();
+    let cp = t
+        .app
+        .mail_sink()
+        .checkpoint(MAILBOX)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((cp.uid_validity, cp.last_uid), (7, 1));
 
     // Events came after the commit: citizen, then ticket.
@@ -149,8 +173,14 @@ async fn a_citizen_message_opens_a_ticket(t: MailApp) {
 async fn replies_thread_by_in_reply_to_subject_tag_and_thread_index(t: MailApp) {
     let citizen = "Anna Bianchi <anna.bianchi@example.it>";
     let first = mid("a1");
-    t.deliver(&[message(citizen, "Richiesta ISEE", &first, &[], "Prima domanda")])
-        .await;
+    t.deliver(&[message(
+        citizen,
+        "Richiesta ISEE",
+        &first,
+        &[],
+        "Prima domanda",
+    )])
+    .await;
     let ticket = t.ticket_of(&first).await;
     let id = ticket["id"].as_str().unwrap().to_owned();
     let number = ticket["number"].as_str().unwrap().to_owned();
@@ -185,10 +215,18 @@ async fn replies_thread_by_in_reply_to_subject_tag_and_thread_index(t: MailApp) 
     .await;
     let ticket = t.read_ticket(&id).await;
     let inbound = entries(&ticket, "inbound");
-    let reasons: Vec<&Value> = inbound.iter().map(|e| &e["meta"]["thread"]["reason"]).collect();
+    let reasons: Vec<&Value> = inbound
+        .iter()
+        .map(|e| &e["meta"]["thread"]["reason"])
+        .collect();
     assert_eq!(
         reasons,
-        [&Value::Null, &json!("in_reply_to"), &json!("references"), &json!("subject_tag")]
+        [
+            &Value::Null,
+            &json!("in_reply_to"),
+            &json!("references"),
+            &json!("subject_tag")
+        ]
     );
     assert_eq!(t.email_tickets().await.len(), 1, "no new tickets");
 
@@ -229,7 +267,13 @@ async fn replies_thread_by_in_reply_to_subject_tag_and_thread_index(t: MailApp) 
     let b2 = mid("b2");
     t.deliver(&[
         message(citizen, "Batch", &b1, &[], "uno"),
-        message(citizen, "Re: Batch", &b2, &[&format!("In-Reply-To: <{b1}>")], "due"),
+        message(
+            citizen,
+            "Re: Batch",
+            &b2,
+            &[&format!("In-Reply-To: <{b1}>")],
+            "due",
+        ),
     ])
     .await;
     assert_eq!(t.ticket_of(&b1).await["id"], t.ticket_of(&b2).await["id"]);
@@ -303,7 +347,10 @@ async fn another_sender_quoting_a_ticket_gets_a_linked_ticket(t: MailApp) {
     )])
     .await;
     let linked = t.ticket_of(&other).await;
-    assert_ne!(linked["id"], carla["id"], "never appended to another citizen's case");
+    assert_ne!(
+        linked["id"], carla["id"],
+        "never appended to another citizen's case"
+    );
     assert_ne!(linked["citizen_id"], carla["citizen_id"]);
     assert_eq!(linked["tags"], json!(["linked"]));
     let meta = &entries(&linked, "inbound")[0]["meta"]["linked"];
@@ -337,7 +384,13 @@ async fn another_sender_quoting_a_ticket_gets_a_linked_ticket(t: MailApp) {
 
 async fn duplicate_message_ids_are_imported_once(t: MailApp) {
     let id = mid("dup");
-    let raw = message("Dario <dario@example.it>", "Doppio", &id, &[], "una volta sola");
+    let raw = message(
+        "Dario <dario@example.it>",
+        "Doppio",
+        &id,
+        &[],
+        "una volta sola",
+    );
     let sink = t.app.mail_sink();
     // Twice in one batch, then again later under a new UIDVALIDITY (the server renumbered).
     let report = sink
@@ -345,8 +398,14 @@ async fn duplicate_message_ids_are_imported_once(t: MailApp) {
             MAILBOX,
             7,
             vec![
-                FetchedMessage { uid: 1, raw: raw.clone() },
-                FetchedMessage { uid: 2, raw: raw.clone() },
+                FetchedMessage {
+                    uid: 1,
+                    raw: raw.clone(),
+                },
+                FetchedMessage {
+                    uid: 2,
+                    raw: raw.clone(),
+                },
             ],
         )
         .await
@@ -356,7 +415,12 @@ async fn duplicate_message_ids_are_imported_once(t: MailApp) {
         .store(MAILBOX, 8, vec![FetchedMessage { uid: 1, raw }])
         .await
         .unwrap();
-    assert_eq!(report.outcomes, [IngestOutcome::Duplicate { message_id: id.clone() }]);
+    assert_eq!(
+        report.outcomes,
+        [IngestOutcome::Duplicate {
+            message_id: id.clone()
+        }]
+    );
     assert_eq!(t.email_tickets().await.len(), 1);
     let ticket = t.ticket_of(&id).await;
     assert_eq!(entries(&ticket, "inbound").len(), 1);
@@ -374,7 +438,13 @@ async fn unparseable_messages_are_quarantined_and_can_be_retried(t: MailApp) {
     .await;
     // The rest of the batch went in and the checkpoint moved past both.
     t.ticket_of(&good).await;
-    let cp = t.app.mail_sink().checkpoint(MAILBOX).await.unwrap().unwrap();
+    let cp = t
+        .app
+        .mail_sink()
+        .checkpoint(MAILBOX)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(cp.last_uid, 2);
 
     let (status, page) = t.get("/api/v1/mail/quarantine", &t.admin_token).await;
@@ -386,7 +456,10 @@ async fn unparseable_messages_are_quarantined_and_can_be_retried(t: MailApp) {
     assert_eq!(q["uid"], 1);
     assert_eq!(q["state"], "held");
     assert_eq!(q["size"], garbage.len());
-    assert!(q["reason"].as_str().unwrap().contains("none of From"), "{q}");
+    assert!(
+        q["reason"].as_str().unwrap().contains("none of From"),
+        "{q}"
+    );
     let qid = q["id"].as_str().unwrap().to_owned();
 
     // Only admins see it.
@@ -407,24 +480,49 @@ async fn unparseable_messages_are_quarantined_and_can_be_retried(t: MailApp) {
 
     // Retrying what still cannot be parsed is a clear 409; nothing breaks, the attempt counts.
     let (status, body) = t
-        .post(&format!("/api/v1/mail/quarantine/{qid}/retry"), &t.admin_token, json!({}))
+        .post(
+            &format!("/api/v1/mail/quarantine/{qid}/retry"),
+            &t.admin_token,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("still cannot be imported"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("still cannot be imported")
+    );
     let (_, page) = t.get("/api/v1/mail/quarantine", &t.admin_token).await;
     assert_eq!(page["items"][0]["attempts"], 1);
     assert_eq!(page["items"][0]["state"], "held");
 
     // The same bytes fetched again are not held twice.
     t.deliver(&[garbage]).await;
-    let (_, page) = t.get("/api/v1/mail/quarantine?state=all", &t.admin_token).await;
+    let (_, page) = t
+        .get("/api/v1/mail/quarantine?state=all", &t.admin_token)
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
 
     // A message that the parser can read now (as after a parser fix) is imported by a retry.
     let fixed = mid("fixed");
-    let qid2 = hold(&t, message("Fabio <fabio@example.it>", "Recuperato", &fixed, &[], "eccomi")).await;
+    let qid2 = hold(
+        &t,
+        message(
+            "Fabio <fabio@example.it>",
+            "Recuperato",
+            &fixed,
+            &[],
+            "eccomi",
+        ),
+    )
+    .await;
     let (status, body) = t
-        .post(&format!("/api/v1/mail/quarantine/{qid2}/retry"), &t.admin_token, json!({}))
+        .post(
+            &format!("/api/v1/mail/quarantine/{qid2}/retry"),
+            &t.admin_token,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"], "ticket_created");
@@ -432,11 +530,19 @@ async fn unparseable_messages_are_quarantined_and_can_be_retried(t: MailApp) {
     let ticket = t.ticket_of(&fixed).await;
     assert_eq!(body["ticket_id"], ticket["id"]);
     let (status, _) = t
-        .post(&format!("/api/v1/mail/quarantine/{qid2}/retry"), &t.admin_token, json!({}))
+        .post(
+            &format!("/api/v1/mail/quarantine/{qid2}/retry"),
+            &t.admin_token,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (_, page) = t.get("/api/v1/mail/quarantine", &t.admin_token).await;
-    assert_eq!(page["items"].as_array().unwrap().len(), 1, "only the garbage is held");
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        1,
+        "only the garbage is held"
+    );
 }
 
 /// Puts raw bytes straight into the quarantine, as a message the parser refused.
@@ -479,7 +585,13 @@ async fn acknowledgements_are_not_sent_to_robots_or_too_often(t: MailApp) {
             &["Auto-Submitted: auto-replied"],
             "Sono fuori sede",
         ),
-        message("News <news@example.it>", "Newsletter", &bulk, &["Precedence: bulk"], "news"),
+        message(
+            "News <news@example.it>",
+            "Newsletter",
+            &bulk,
+            &["Precedence: bulk"],
+            "news",
+        ),
         message(
             &format!("Sportello <{}>", mailharness::MAILBOX_ADDRESS),
             "Da noi",
@@ -580,12 +692,24 @@ async fn bounces_are_recorded_on_the_ticket_of_the_failed_reply(t: MailApp) {
     let tickets_before = t.email_tickets().await.len();
 
     t.deliver(&[dsn(&sent_id, "ugo@example.it")]).await;
-    assert_eq!(t.email_tickets().await.len(), tickets_before, "a bounce opens no ticket");
+    assert_eq!(
+        t.email_tickets().await.len(),
+        tickets_before,
+        "a bounce opens no ticket"
+    );
     let ugo = t.read_ticket(&ugo_id).await;
     let system = entries(&ugo, "system");
     assert_eq!(system.len(), 1);
-    assert!(system[0]["body"].as_str().unwrap().contains("non è stato consegnato"));
-    assert_eq!(system[0]["meta"]["bounce"]["original_message_id"], sent_id.as_str());
+    assert!(
+        system[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("non è stato consegnato")
+    );
+    assert_eq!(
+        system[0]["meta"]["bounce"]["original_message_id"],
+        sent_id.as_str()
+    );
     assert_eq!(system[0]["meta"]["bounce"]["status"], "5.1.1");
     let reply_entry = entries(&ugo, "outbound")
         .into_iter()
@@ -601,10 +725,16 @@ async fn bounces_are_recorded_on_the_ticket_of_the_failed_reply(t: MailApp) {
     assert_eq!(rows.iter().filter(|r| r.kind == "auto_ack").count(), 1);
 
     // A report about a message we never sent is held for an admin, not turned into a ticket.
-    t.deliver(&[dsn("someone-else@elsewhere.it", "x@example.it")]).await;
+    t.deliver(&[dsn("someone-else@elsewhere.it", "x@example.it")])
+        .await;
     assert_eq!(t.email_tickets().await.len(), tickets_before);
     let (_, page) = t.get("/api/v1/mail/quarantine", &t.admin_token).await;
-    assert!(page["items"][0]["reason"].as_str().unwrap().contains("did not send"));
+    assert!(
+        page["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not send")
+    );
 }
 
 async fn operator_replies_are_queued_with_threading_headers(t: MailApp) {
@@ -649,22 +779,37 @@ async fn operator_replies_are_queued_with_threading_headers(t: MailApp) {
     let raw = &row.raw;
     assert_eq!(header(raw, "Message-ID"), Some(format!("<{message_id}>")));
     assert_eq!(header(raw, "In-Reply-To"), Some(format!("<{first}>")));
-    assert_eq!(header(raw, "References"), Some(format!("<{root}> <{first}>")));
+    assert_eq!(
+        header(raw, "References"),
+        Some(format!("<{root}> <{first}>"))
+    );
     assert_eq!(
         header(raw, "Subject"),
         Some(format!("Re: [{number}] Domanda B2"))
     );
-    assert!(header(raw, "From").unwrap().contains(mailharness::MAILBOX_ADDRESS));
+    assert!(
+        header(raw, "From")
+            .unwrap()
+            .contains(mailharness::MAILBOX_ADDRESS)
+    );
     assert!(header(raw, "Auto-Submitted").is_none());
     let text = String::from_utf8_lossy(raw);
-    assert!(text.contains("multipart/mixed"), "the attachment makes it multipart");
+    assert!(
+        text.contains("multipart/mixed"),
+        "the attachment makes it multipart"
+    );
     assert!(text.contains("Gentile Lucia Neri"), "greeting");
     assert!(text.contains("Operatore op1"), "operator's name");
 
     // The ticket counts as answered, and the sent file is on the ticket.
     let ticket = t.read_ticket(&id).await;
     assert!(ticket["first_response_at"].is_string());
-    let (_, page) = t.get(&format!("/api/v1/audit?entity_type=ticket&entity_id={id}"), &t.admin_token).await;
+    let (_, page) = t
+        .get(
+            &format!("/api/v1/audit?entity_type=ticket&entity_id={id}"),
+            &t.admin_token,
+        )
+        .await;
     assert!(page.to_string().contains("ticket.replied"), "{page}");
 
     // The citizen's answer to the reply joins the ticket.
@@ -694,7 +839,10 @@ async fn operator_replies_are_queued_with_threading_headers(t: MailApp) {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["body", "template", "attachments[0].content_base64"]);
+    assert_eq!(
+        fields,
+        ["body", "template", "attachments[0].content_base64"]
+    );
 
     // A ticket with no e-mail address to write to.
     let (status, phone) = t
@@ -713,11 +861,20 @@ async fn operator_replies_are_queued_with_threading_headers(t: MailApp) {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("no e-mail address"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no e-mail address")
+    );
     // Another tier's ticket is out of reach.
     let (_, bo) = t.user("bo2", &["back_office"]).await;
     let (status, _) = t
-        .post(&format!("/api/v1/tickets/{id}/replies"), &bo, json!({ "body": "x" }))
+        .post(
+            &format!("/api/v1/tickets/{id}/replies"),
+            &bo,
+            json!({ "body": "x" }),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
@@ -734,9 +891,19 @@ async fn the_outbox_worker_delivers_retries_and_gives_up(t: MailApp) {
     let smtp = FakeSmtp::start().await;
     let sender = SmtpSender::new(smtp_config(smtp.port)).unwrap();
     let id = mid("w1");
-    t.deliver(&[message("Walter <walter@example.it>", "Invio", &id, &[], "testo")])
-        .await;
-    let ticket_id: uuid::Uuid = t.ticket_of(&id).await["id"].as_str().unwrap().parse().unwrap();
+    t.deliver(&[message(
+        "Walter <walter@example.it>",
+        "Invio",
+        &id,
+        &[],
+        "testo",
+    )])
+    .await;
+    let ticket_id: uuid::Uuid = t.ticket_of(&id).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     // The relay is up: the acknowledgement goes out and the timeline says so.
     let pass = t.app.deliver_due(&sender, &quick()).await.unwrap();
@@ -748,10 +915,16 @@ async fn the_outbox_worker_delivers_retries_and_gives_up(t: MailApp) {
     let ack = entries(&ticket, "outbound")[0];
     assert_eq!(ack["meta"]["delivery"], "sent");
     assert!(ack["meta"]["sent_at"].is_string());
-    assert!(t.app.outbox_rows(ticket_id).await.unwrap()[0].sent_at.is_some());
+    assert!(
+        t.app.outbox_rows(ticket_id).await.unwrap()[0]
+            .sent_at
+            .is_some()
+    );
 
     // 4xx: kept, retried later with backoff.
-    smtp.set(SmtpMode::RejectData("451 4.3.0 Riprovare piu' tardi".into()));
+    smtp.set(SmtpMode::RejectData(
+        "451 4.3.0 Riprovare piu' tardi".into(),
+    ));
     let (status, body) = t
         .post(
             &format!("/api/v1/tickets/{ticket_id}/replies"),
@@ -768,7 +941,10 @@ async fn the_outbox_worker_delivers_retries_and_gives_up(t: MailApp) {
     assert!(row.next_attempt_at > chrono::Utc::now() + chrono::Duration::seconds(30));
     assert!(row.last_error.as_deref().unwrap().contains("451"));
     // Not due yet: a pass does nothing.
-    assert_eq!(t.app.deliver_due(&sender, &quick()).await.unwrap().retrying, 0);
+    assert_eq!(
+        t.app.deliver_due(&sender, &quick()).await.unwrap().retrying,
+        0
+    );
     let ticket = t.read_ticket(&ticket_id.to_string()).await;
     let reply = entries(&ticket, "outbound")
         .into_iter()
@@ -791,7 +967,10 @@ async fn the_outbox_worker_delivers_retries_and_gives_up(t: MailApp) {
     let ticket = t.read_ticket(&ticket_id.to_string()).await;
     let failed = entries(&ticket, "system");
     let last = failed.last().unwrap();
-    assert!(last["body"].as_str().unwrap().contains("non consegnato"), "{last}");
+    assert!(
+        last["body"].as_str().unwrap().contains("non consegnato"),
+        "{last}"
+    );
     assert_eq!(last["meta"]["delivery_failed"]["permanent"], true);
     let second = entries(&ticket, "outbound")
         .into_iter()
@@ -839,9 +1018,15 @@ async fn mailbox_status_is_for_supervisors_and_admins(t: MailApp) {
     assert_eq!(body["outbox"]["queued"], 1);
     assert_eq!(body["smtp_configured"], false);
     let (_, sup) = t.user("sup2", &["supervisor"]).await;
-    assert_eq!(t.get("/api/v1/mail/mailboxes", &sup).await.0, StatusCode::OK);
+    assert_eq!(
+        t.get("/api/v1/mail/mailboxes", &sup).await.0,
+        StatusCode::OK
+    );
     let (_, fo) = t.user("fo2", &["front_office"]).await;
-    assert_eq!(t.get("/api/v1/mail/mailboxes", &fo).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        t.get("/api/v1/mail/mailboxes", &fo).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     // The OpenAPI document describes the channel's endpoints.
     let (_, doc) = t.get("/api/v1/openapi.json", &t.admin_token).await;
@@ -869,7 +1054,9 @@ async fn one_instance_fetches_a_mailbox(t: MailApp) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let (fa, fb) = loop {
         let (_, sa) = t.get("/api/v1/mail/mailboxes", &t.admin_token).await;
-        let (_, sb) = second.get("/api/v1/mail/mailboxes", &second.admin_token).await;
+        let (_, sb) = second
+            .get("/api/v1/mail/mailboxes", &second.admin_token)
+            .await;
         let (fa, fb) = (fetchers(&sa), fetchers(&sb));
         if (fa != "starting" && fb != "starting") || std::time::Instant::now() > deadline {
             break (fa, fb);
@@ -883,11 +1070,16 @@ async fn one_instance_fetches_a_mailbox(t: MailApp) {
         a.join().await;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let (_, sb) = second.get("/api/v1/mail/mailboxes", &second.admin_token).await;
+            let (_, sb) = second
+                .get("/api/v1/mail/mailboxes", &second.admin_token)
+                .await;
             if fetchers(&sb) == "running" {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "standby never took over");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "standby never took over"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     } else {

@@ -22,8 +22,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sportello_domain::EmailAddress;
 use sportello_service::mail::OutboxOptions;
-use sportello_service::mail::sportello_mail::{SmtpSender, TlsMode};
 use sportello_service::mail::sportello_mail::imap::{ImapSession, MailboxConfig, connect};
+use sportello_service::mail::sportello_mail::{SmtpSender, TlsMode};
 use tokio_util::sync::CancellationToken;
 
 use common::Backend;
@@ -233,7 +233,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -245,10 +248,14 @@ async fn mailbox_status(t: &MailApp) -> Value {
 }
 
 async fn wait_connected(t: &MailApp) {
-    wait_until("the fetcher to connect with IDLE", Duration::from_secs(15), || async {
-        let m = mailbox_status(t).await;
-        (m["connected"] == true && m["idle"] == true).then_some(())
-    })
+    wait_until(
+        "the fetcher to connect with IDLE",
+        Duration::from_secs(15),
+        || async {
+            let m = mailbox_status(t).await;
+            (m["connected"] == true && m["idle"] == true).then_some(())
+        },
+    )
     .await;
 }
 
@@ -316,16 +323,24 @@ async fn citizen_mail_to_reply_and_back(backend: Backend) {
     let ticket = t.read_ticket(&ticket_id.to_string()).await;
     let number = ticket["number"].as_str().unwrap().to_owned();
     assert_eq!(
-        entries(&ticket, "inbound")[0]["body"].as_str().unwrap().trim(),
+        entries(&ticket, "inbound")[0]["body"]
+            .as_str()
+            .unwrap()
+            .trim(),
         "Buongiorno, la domanda è ferma. Città: Milano."
     );
 
     // The acknowledgement reaches the SMTP server, marked automatic and threaded.
-    let ack = wait_until("the acknowledgement at the SMTP sink", Duration::from_secs(10), || async {
-        live.received_in_reply_to(&first).into_iter().next()
-    })
+    let ack = wait_until(
+        "the acknowledgement at the SMTP sink",
+        Duration::from_secs(10),
+        || async { live.received_in_reply_to(&first).into_iter().next() },
+    )
     .await;
-    assert_eq!(header(&ack, "Auto-Submitted").as_deref(), Some("auto-replied"));
+    assert_eq!(
+        header(&ack, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
     assert!(header(&ack, "Subject").unwrap().contains(&number));
 
     // The operator replies through the API; the SMTP server gets it with the threading headers.
@@ -339,23 +354,35 @@ async fn citizen_mail_to_reply_and_back(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let reply_id = body["delivery"]["message_id"].as_str().unwrap().to_owned();
-    let raw = wait_until("the reply at the SMTP sink", Duration::from_secs(10), || async {
-        live.received(&reply_id)
-    })
+    let raw = wait_until(
+        "the reply at the SMTP sink",
+        Duration::from_secs(10),
+        || async { live.received(&reply_id) },
+    )
     .await;
     assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{first}>")));
-    assert!(header(&raw, "References").unwrap().contains(&format!("<{first}>")));
+    assert!(
+        header(&raw, "References")
+            .unwrap()
+            .contains(&format!("<{first}>"))
+    );
     assert_eq!(
         header(&raw, "Subject"),
         Some(format!("Re: [{number}] Domanda Titoli Sociali"))
     );
-    wait_until("delivery recorded on the timeline", Duration::from_secs(10), || async {
-        let ticket = t.read_ticket(&ticket_id.to_string()).await;
-        entries(&ticket, "outbound")
-            .iter()
-            .any(|e| e["meta"]["message_id"] == reply_id.as_str() && e["meta"]["delivery"] == "sent")
-            .then_some(())
-    })
+    wait_until(
+        "delivery recorded on the timeline",
+        Duration::from_secs(10),
+        || async {
+            let ticket = t.read_ticket(&ticket_id.to_string()).await;
+            entries(&ticket, "outbound")
+                .iter()
+                .any(|e| {
+                    e["meta"]["message_id"] == reply_id.as_str() && e["meta"]["delivery"] == "sent"
+                })
+                .then_some(())
+        },
+    )
     .await;
 
     // The citizen answers the reply: it joins the same ticket.
@@ -366,7 +393,10 @@ async fn citizen_mail_to_reply_and_back(backend: Backend) {
             "giulia.conti@example.it",
             &format!("Re: [{number}] Domanda Titoli Sociali"),
             &answer,
-            &[&format!("In-Reply-To: <{reply_id}>"), &format!("References: <{first}> <{reply_id}>")],
+            &[
+                &format!("In-Reply-To: <{reply_id}>"),
+                &format!("References: <{first}> <{reply_id}>"),
+            ],
             "Grazie, attendo.",
         )],
     )
@@ -404,16 +434,20 @@ async fn dovecot_restart_imports_what_arrived_exactly_once(backend: Backend) {
             "testo",
         )
     };
-    live.append(&folder, &(0..3).map(raw).collect::<Vec<_>>()).await;
-    wait_until("the first three tickets", Duration::from_secs(10), || async {
-        (t.email_tickets().await.len() == 3).then_some(())
-    })
+    live.append(&folder, &(0..3).map(raw).collect::<Vec<_>>())
+        .await;
+    wait_until(
+        "the first three tickets",
+        Duration::from_secs(10),
+        || async { (t.email_tickets().await.len() == 3).then_some(()) },
+    )
     .await;
     let failures_before = mailbox_status(&t).await["failures"].as_u64().unwrap();
 
     // Dovecot goes away under the fetcher's open IDLE and comes back; mail arrives meanwhile.
     live.services("restart-imap").await;
-    live.append(&folder, &(3..8).map(raw).collect::<Vec<_>>()).await;
+    live.append(&folder, &(3..8).map(raw).collect::<Vec<_>>())
+        .await;
     wait_until("all eight tickets", Duration::from_secs(30), || async {
         (t.email_tickets().await.len() == 8).then_some(())
     })
@@ -424,7 +458,10 @@ async fn dovecot_restart_imports_what_arrived_exactly_once(backend: Backend) {
     assert_eq!(t.email_tickets().await.len(), 8);
     let m = mailbox_status(&t).await;
     assert_eq!(m["messages_received"], 8, "{m}");
-    assert!(m["failures"].as_u64().unwrap() > failures_before, "the cut was noticed: {m}");
+    assert!(
+        m["failures"].as_u64().unwrap() > failures_before,
+        "the cut was noticed: {m}"
+    );
     for id in &ids {
         let ticket = t.ticket_of(id).await;
         assert_eq!(entries(&ticket, "inbound").len(), 1);
@@ -464,7 +501,9 @@ async fn replies_wait_while_smtp_is_down(backend: Backend) {
         let ticket = t.read_ticket(&ticket_id.to_string()).await;
         entries(&ticket, "outbound")
             .iter()
-            .any(|e| e["meta"]["message_id"] == reply_id.as_str() && e["meta"]["delivery"] == "retrying")
+            .any(|e| {
+                e["meta"]["message_id"] == reply_id.as_str() && e["meta"]["delivery"] == "retrying"
+            })
             .then_some(())
     })
     .await;
@@ -474,18 +513,26 @@ async fn replies_wait_while_smtp_is_down(backend: Backend) {
     assert!(live.received(&reply_id).is_none());
 
     live.services("start-smtp").await;
-    let raw = wait_until("delivery once the server is back", Duration::from_secs(20), || async {
-        live.received(&reply_id)
-    })
+    let raw = wait_until(
+        "delivery once the server is back",
+        Duration::from_secs(20),
+        || async { live.received(&reply_id) },
+    )
     .await;
     assert_eq!(header(&raw, "In-Reply-To"), Some(format!("<{first}>")));
-    wait_until("the timeline to say sent", Duration::from_secs(10), || async {
-        let ticket = t.read_ticket(&ticket_id.to_string()).await;
-        entries(&ticket, "outbound")
-            .iter()
-            .any(|e| e["meta"]["message_id"] == reply_id.as_str() && e["meta"]["delivery"] == "sent")
-            .then_some(())
-    })
+    wait_until(
+        "the timeline to say sent",
+        Duration::from_secs(10),
+        || async {
+            let ticket = t.read_ticket(&ticket_id.to_string()).await;
+            entries(&ticket, "outbound")
+                .iter()
+                .any(|e| {
+                    e["meta"]["message_id"] == reply_id.as_str() && e["meta"]["delivery"] == "sent"
+                })
+                .then_some(())
+        },
+    )
     .await;
     let rows = t.app.outbox_rows(ticket_id).await.unwrap();
     let row = rows.iter().find(|r| r.message_id == reply_id).unwrap();

@@ -17,6 +17,8 @@ use uuid::Uuid;
 
 use crate::config::Config;
 
+mod dashboard;
+
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Tickets created per second through POST /api/v1/tickets.
@@ -76,6 +78,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         batch_size: usize,
     },
+    /// The live dashboard: websocket clients follow /api/v1/dashboard/ws while tickets are
+    /// created; the p99 delay from the API call returning to every client having the delta,
+    /// and the process's memory. Needs about two open files per client: `ulimit -n 8192`.
+    Dashboard {
+        /// Websocket clients connected at once.
+        #[arg(long, default_value_t = 2_000)]
+        clients: usize,
+        /// Tickets created, one at a time, while they watch.
+        #[arg(long, default_value_t = 100)]
+        tickets: usize,
+    },
 }
 
 /// The integration token the webhook benchmark configures.
@@ -90,7 +103,9 @@ fn bench_phone(cfg: &mut Config) {
         kind: IntegrationKind::Native,
         token: Token::new(BENCH_PHONE_TOKEN),
     }];
-    cfg.phone.extensions = (201..=212).map(|e| (e.to_string(), format!("op{e}"))).collect();
+    cfg.phone.extensions = (201..=212)
+        .map(|e| (e.to_string(), format!("op{e}")))
+        .collect();
 }
 
 async fn bench_operators(app: &App) -> anyhow::Result<()> {
@@ -219,6 +234,9 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
             events,
             concurrency,
         } => bench_webhook(&r, events, concurrency, &backend).await,
+        BenchCommand::Dashboard { clients, tickets } => {
+            dashboard::bench_dashboard(&r, clients, tickets, &backend).await
+        }
         // Handled before the server starts: the mailbox must be filled first.
         BenchCommand::Mail { .. } => Ok(()),
     };
@@ -473,7 +491,8 @@ async fn bench_webhook(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (client, url, bodies, next) = (r.client.clone(), url.clone(), bodies.clone(), next.clone());
+        let (client, url, bodies, next) =
+            (r.client.clone(), url.clone(), bodies.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -717,8 +736,13 @@ mod mail {
         let name = mailbox.name.clone();
 
         // The mailbox, filled before anything is measured.
-        let mut session = connect(&mailbox).await.context("connecting to the test IMAP server")?;
-        session.create(&folder).await.context("creating the bench folder")?;
+        let mut session = connect(&mailbox)
+            .await
+            .context("connecting to the test IMAP server")?;
+        session
+            .create(&folder)
+            .await
+            .context("creating the bench folder")?;
         let filling = Instant::now();
         let mut expected: HashMap<String, (String, String)> = HashMap::with_capacity(n);
         for i in 0..n {
@@ -806,7 +830,10 @@ mod mail {
                 missing += 1;
                 continue;
             };
-            let body = entry.and_then(|e| bodies.get(&e)).map(String::as_str).unwrap_or("");
+            let body = entry
+                .and_then(|e| bodies.get(&e))
+                .map(String::as_str)
+                .unwrap_or("");
             if collapse(body) != collapse(text) {
                 damaged_bodies += 1;
                 if damaged_bodies <= 3 {
@@ -840,10 +867,16 @@ mod mail {
     }
 }
 
-async fn bench_assign(r: &Running, tickets: usize, operators: usize, backend: &str) -> anyhow::Result<()> {
+async fn bench_assign(
+    r: &Running,
+    tickets: usize,
+    operators: usize,
+    backend: &str,
+) -> anyhow::Result<()> {
     use sportello_domain::Role;
     use sportello_service::Actor;
-    let engine = sportello_routing::run_assignment_bench(&sportello_routing::BenchConfig::default());
+    let engine =
+        sportello_routing::run_assignment_bench(&sportello_routing::BenchConfig::default());
     println!(
         "bench assign (engine): {} waiting tickets, {} operators: single decision p50 {:.1} µs p99 {:.1} µs; \
          decision within a full round p99 {:.1} µs; full round {:.1} ms ({} assigned)",
@@ -855,7 +888,12 @@ async fn bench_assign(r: &Running, tickets: usize, operators: usize, backend: &s
         engine.full_round_ms,
         engine.assigned_in_round,
     );
-    let system = Actor { id: Uuid::nil(), username: "bench".into(), name: "bench".into(), roles: vec![Role::Admin] };
+    let system = Actor {
+        id: Uuid::nil(),
+        username: "bench".into(),
+        name: "bench".into(),
+        roles: vec![Role::Admin],
+    };
     let started = Instant::now();
     for i in 0..tickets {
         r.app
@@ -881,7 +919,10 @@ async fn bench_assign(r: &Running, tickets: usize, operators: usize, backend: &s
             break;
         }
     }
-    eprintln!("  {tickets} tickets created and routed in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {tickets} tickets created and routed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let per_operator = tickets.div_ceil(operators.max(1)) as u32;
     for i in 0..operators {
         let u = r
@@ -896,7 +937,9 @@ async fn bench_assign(r: &Running, tickets: usize, operators: usize, backend: &s
         let profile = sportello_routing::RoutingProfile {
             tiers: vec![sportello_domain::Tier::FrontOffice],
             skills: Default::default(),
-            capacity: [(sportello_domain::Channel::Web, per_operator)].into_iter().collect(),
+            capacity: [(sportello_domain::Channel::Web, per_operator)]
+                .into_iter()
+                .collect(),
         };
         r.app.set_routing_profile(&system, u.id, profile).await?;
         r.app.set_presence(&system, u.id, "available").await?;

@@ -117,7 +117,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.toml");
         std::fs::write(&f, "[service]\nticket_prefix = \"MI\"\n").unwrap();
-        assert_eq!(load(std::slice::from_ref(&f), &[]).unwrap().service.ticket_prefix, "MI");
+        assert_eq!(
+            load(std::slice::from_ref(&f), &[])
+                .unwrap()
+                .service
+                .ticket_prefix,
+            "MI"
+        );
         std::fs::write(&f, "[server]\nrequest_timeout_secs = \"soon\"\n").unwrap();
         let err = format!("{:#}", load(&[f], &[]).unwrap_err());
         assert!(err.contains("request_timeout_secs"), "{err}");

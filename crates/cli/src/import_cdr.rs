@@ -50,7 +50,10 @@ pub async fn import_reader<R: Read + Send + 'static>(
 ) -> anyhow::Result<Imported> {
     let zone = app.config().phone.cdr_timezone;
     let read = Arc::new(AtomicU64::new(0));
-    let counting = Counting { inner: reader, read: read.clone() };
+    let counting = Counting {
+        inner: reader,
+        read: read.clone(),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<CdrRow>, Vec<RejectedRow>)>(2);
     let parser = tokio::task::spawn_blocking(move || {
         let mut rows = Vec::with_capacity(BATCH_ROWS);
@@ -62,7 +65,10 @@ pub async fn import_reader<R: Read + Send + 'static>(
             }
             if rows.len() >= BATCH_ROWS {
                 let batch = std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS));
-                if tx.blocking_send((batch, std::mem::take(&mut rejected))).is_err() {
+                if tx
+                    .blocking_send((batch, std::mem::take(&mut rejected)))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -80,15 +86,18 @@ pub async fn import_reader<R: Read + Send + 'static>(
         progress.set_position(read.load(Ordering::Relaxed));
         progress.set_message(format!("{} rows", out.new + out.known));
     }
-    parser.await.context("the CDR reader stopped unexpectedly")?;
+    parser
+        .await
+        .context("the CDR reader stopped unexpectedly")?;
     Ok(out)
 }
 
 fn bar(len: u64, label: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    let style = ProgressStyle::with_template("{prefix} [{bar:40}] {bytes}/{total_bytes} {msg} ({eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix} [{bar:40}] {bytes}/{total_bytes} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(label.to_owned());
     bar
@@ -109,9 +118,14 @@ pub async fn run(app: &App, source: &str, files: &[PathBuf]) -> anyhow::Result<b
     let mut reports: Vec<(&Path, Vec<RejectedRow>)> = Vec::new();
     for (path, file, len) in opened {
         let progress = bar(len, &path.display().to_string());
-        let imported = import_reader(app, source, BufReader::with_capacity(1 << 16, file), &progress)
-            .await
-            .with_context(|| format!("importing {}", path.display()))?;
+        let imported = import_reader(
+            app,
+            source,
+            BufReader::with_capacity(1 << 16, file),
+            &progress,
+        )
+        .await
+        .with_context(|| format!("importing {}", path.display()))?;
         progress.finish_and_clear();
         total.new += imported.new;
         total.known += imported.known;
@@ -129,6 +143,9 @@ pub async fn run(app: &App, source: &str, files: &[PathBuf]) -> anyhow::Result<b
             }
         }
     }
-    println!("imported {} new, {} already present, {rejected} rejected", total.new, total.known);
+    println!(
+        "imported {} new, {} already present, {rejected} rejected",
+        total.new, total.known
+    );
     Ok(rejected > 0)
 }

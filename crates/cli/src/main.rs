@@ -3,6 +3,7 @@
 mod bench;
 mod config;
 mod import_cdr;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,17 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Follow the live dashboard in a terminal: the queues, SLA alerts and operators, redrawn
+    /// on every change. Ctrl-C quits.
+    Watch {
+        /// The server's address, e.g. http://127.0.0.1:8080.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A bearer token (from POST /api/v1/auth/login); read from SPORTELLO_TOKEN when not
+        /// given, which keeps it out of the process list.
+        #[arg(long, env = "SPORTELLO_TOKEN", hide_env_values = true)]
+        token: String,
     },
 }
 
@@ -163,13 +175,27 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     // The router: routes every new ticket, keeps SLA states, pushes work to operators.
     let router_task = tokio::spawn({
         let (app, token) = (app.clone(), token.clone());
-        async move { app.run_router(token, std::time::Duration::from_secs(5)).await }
+        async move {
+            app.run_router(token, std::time::Duration::from_secs(5))
+                .await
+        }
     });
+    // Counter no-shows, marked after the grace period.
+    let counter_task = tokio::spawn({
+        let (app, token) = (app.clone(), token.clone());
+        async move { app.run_counter_tasks(token).await }
+    });
+    // Dashboard events to and from the other instances (PostgreSQL only).
+    let relay_task = app.start_event_relay(token.clone());
     let router = sportello_server::router(app.clone(), cfg.server.clone());
     let served = sportello_server::serve(listener, router, shutdown_signal(token.clone())).await;
     token.cancel();
     mail_tasks.join().await;
     let _ = router_task.await;
+    let _ = counter_task.await;
+    if let Some(relay) = relay_task {
+        let _ = relay.await;
+    }
     served?;
     app.db().clone().close().await;
     Ok(())
@@ -249,6 +275,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Simulate { staffing, json } => simulate(&staffing, json),
             Command::Bench { command } => bench::run(command, cfg).await,
+            Command::Watch { url, token } => watch::run(&url, &token).await,
         }
     })
 }

@@ -30,7 +30,8 @@ fn imap() -> Option<Imap> {
         return None;
     };
     let var = |n: &str| {
-        std::env::var(n).unwrap_or_else(|_| panic!("SPORTELLO_TEST_IMAP_HOST is set but {n} is not"))
+        std::env::var(n)
+            .unwrap_or_else(|_| panic!("SPORTELLO_TEST_IMAP_HOST is set but {n} is not"))
     };
     let port: u16 = var("SPORTELLO_TEST_IMAP_PORT").parse().expect("a port");
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
@@ -77,7 +78,14 @@ fn message(i: usize, run: &str) -> Vec<u8> {
 /// Starts `sportello serve` and waits until it listens.
 fn serve(config: &std::path::Path, url: &str) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sportello"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url, "--config"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+            "--config",
+        ])
         .arg(config)
         .env("SPORTELLO_ADMIN_PASSWORD", "crash-admin-password")
         .env("RUST_LOG", "warn")
@@ -93,11 +101,14 @@ fn serve(config: &std::path::Path, url: &str) -> Child {
         }
     });
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("sportello printed where it serves");
-        if line.contains("serving on") {
-            return child;
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains("serving on") => return child,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("sportello did not say where it serves: {e}");
+            }
         }
     }
 }
@@ -139,7 +150,9 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
         migrate: false,
         ..Default::default()
     };
-    let db = sportello_store::connect(&url, &opts).await.expect("open the database");
+    let db = sportello_store::connect(&url, &opts)
+        .await
+        .expect("open the database");
 
     // The burst goes in on its own session while the server imports it.
     let burst = tokio::spawn(async move {
@@ -166,7 +179,10 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
         eprintln!(
             "killed with {at_kill} of {BURST} imported (burst still arriving: {still_appending})"
         );
-        assert!((at_kill as usize) < BURST, "the kill came after the import finished");
+        assert!(
+            (at_kill as usize) < BURST,
+            "the kill came after the import finished"
+        );
         if kill_at == 40 {
             assert!(still_appending, "the first kill must hit the burst");
         }

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use sportello_phone::synth::synthetic_cdr;
 
 const ADMIN_PASSWORD: &str = "admin-password-1";
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../phone/tests/data/asterisk-cdr-sample.csv");
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../phone/tests/data/asterisk-cdr-sample.csv"
+);
 
 fn sportello() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sportello"));
@@ -34,7 +37,11 @@ impl Scratch {
     /// A fresh directory with a database URL and a configuration mapping the synthetic files'
     /// extensions 201–212 to operators op201–op212.
     fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("sportello-cdr-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
+        let dir = std::env::temp_dir().join(format!(
+            "sportello-cdr-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("sportello.toml");
         let mut toml = String::from("[phone.extensions]\n");
@@ -48,7 +55,10 @@ impl Scratch {
 
     fn import(&self, files: &[&Path]) -> Output {
         let mut c = sportello();
-        c.arg("import-cdr").args(["--database-url", &self.url]).arg("--config").arg(&self.config);
+        c.arg("import-cdr")
+            .args(["--database-url", &self.url])
+            .arg("--config")
+            .arg(&self.config);
         c.args(files);
         c.output().unwrap()
     }
@@ -97,7 +107,9 @@ impl Server {
             }
         });
         let base = loop {
-            let line = rx.recv_timeout(Duration::from_secs(30)).expect("server output");
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server output");
             if let Some(a) = line.split("serving on ").nth(1) {
                 break a.trim().to_owned();
             }
@@ -113,11 +125,22 @@ impl Server {
             .await
             .unwrap();
         let token = login["token"].as_str().unwrap().to_owned();
-        Server { child, base, token, client }
+        Server {
+            child,
+            base,
+            token,
+            client,
+        }
     }
 
     async fn get(&self, path: &str) -> Value {
-        let res = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "GET {path}");
         res.json().await.unwrap()
     }
@@ -132,8 +155,10 @@ impl Server {
                 .client
                 .post(format!("{}/api/v1/users", self.base))
                 .bearer_auth(&self.token)
-                .json(&json!({"username": format!("op{e}"), "password": "operator-password-1",
-                              "name": format!("Operatore {e}"), "roles": ["front_office"]}))
+                .json(
+                    &json!({"username": format!("op{e}"), "password": "operator-password-1",
+                              "name": format!("Operatore {e}"), "roles": ["front_office"]}),
+                )
                 .send()
                 .await
                 .unwrap();
@@ -166,7 +191,10 @@ impl Server {
             self.count("/api/v1/calls/count?outcome=answered").await,
             self.count("/api/v1/tickets/count").await,
             self.count("/api/v1/tickets/count?status=resolved").await,
-            self.get("/api/v1/callbacks?state=open&limit=200").await["items"].as_array().unwrap().len() as u64,
+            self.get("/api/v1/callbacks?state=open&limit=200").await["items"]
+                .as_array()
+                .unwrap()
+                .len() as u64,
         ]
     }
 }
@@ -176,20 +204,44 @@ async fn the_sample_file_imports_exactly_and_a_second_import_changes_nothing() {
     let s = Scratch::new();
     let server = Server::start(&s).await;
     let out = s.import(&[Path::new(SAMPLE)]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout(&out).trim(), "imported 4 new, 0 already present, 0 rejected");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 4 new, 0 already present, 0 rejected"
+    );
 
     assert_eq!(server.count("/api/v1/calls/count").await, 4);
-    assert_eq!(server.count("/api/v1/calls/count?outcome=answered").await, 2);
+    assert_eq!(
+        server.count("/api/v1/calls/count?outcome=answered").await,
+        2
+    );
     assert_eq!(server.count("/api/v1/calls/count?outcome=missed").await, 2);
     let calls = server.all_calls().await;
     let withheld: Vec<&Value> = calls.iter().filter(|c| c["withheld"] == true).collect();
     assert_eq!(withheld.len(), 1);
     assert_eq!(withheld[0]["callback_state"], "impossible");
-    let callers: HashSet<&str> = calls.iter().filter_map(|c| c["citizen_id"].as_str()).collect();
-    assert_eq!(callers.len(), 3, "three distinct numbers, one of them written 0039 333 ...");
-    let missed = calls.iter().find(|c| c["call_id"] == "1772439611.102").unwrap();
-    assert_eq!((missed["from"].as_str(), missed["callback_state"].as_str()), (Some("+390245678901"), Some("open")));
+    let callers: HashSet<&str> = calls
+        .iter()
+        .filter_map(|c| c["citizen_id"].as_str())
+        .collect();
+    assert_eq!(
+        callers.len(),
+        3,
+        "three distinct numbers, one of them written 0039 333 ..."
+    );
+    let missed = calls
+        .iter()
+        .find(|c| c["call_id"] == "1772439611.102")
+        .unwrap();
+    assert_eq!(
+        (missed["from"].as_str(), missed["callback_state"].as_str()),
+        (Some("+390245678901"), Some("open"))
+    );
     let callbacks = server.get("/api/v1/callbacks").await;
     assert_eq!(callbacks["items"][0]["number"], "+390245678901");
     assert_eq!(callbacks["items"][0]["missed_count"], 1);
@@ -197,7 +249,10 @@ async fn the_sample_file_imports_exactly_and_a_second_import_changes_nothing() {
     let before = server.totals().await;
     let out = s.import(&[Path::new(SAMPLE)]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(stdout(&out).trim(), "imported 0 new, 4 already present, 0 rejected");
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 0 new, 4 already present, 0 rejected"
+    );
     assert_eq!(server.totals().await, before);
 }
 
@@ -211,43 +266,86 @@ async fn ten_thousand_synthetic_calls_import_with_exact_counts() {
     std::fs::write(&file, &synth.csv).unwrap();
 
     let out = s.import(&[&file]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout(&out).trim(), "imported 10000 new, 0 already present, 0 rejected");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 10000 new, 0 already present, 0 rejected"
+    );
 
     assert_eq!(server.count("/api/v1/calls/count").await, 10_000);
-    assert_eq!(server.count("/api/v1/calls/count?outcome=answered").await, synth.answered as u64);
-    assert_eq!(server.count("/api/v1/calls/count?outcome=missed").await, synth.missed as u64);
-    assert_eq!(server.count("/api/v1/calls/count?direction=outbound").await, 0);
+    assert_eq!(
+        server.count("/api/v1/calls/count?outcome=answered").await,
+        synth.answered as u64
+    );
+    assert_eq!(
+        server.count("/api/v1/calls/count?outcome=missed").await,
+        synth.missed as u64
+    );
+    assert_eq!(
+        server.count("/api/v1/calls/count?direction=outbound").await,
+        0
+    );
     let calls = server.all_calls().await;
     assert_eq!(calls.len(), 10_000);
     let withheld = calls.iter().filter(|c| c["withheld"] == true).count();
     assert_eq!(withheld, synth.withheld);
-    let numbers: HashSet<&str> =
-        calls.iter().filter(|c| c["withheld"] == false).filter_map(|c| c["from"].as_str()).collect();
+    let numbers: HashSet<&str> = calls
+        .iter()
+        .filter(|c| c["withheld"] == false)
+        .filter_map(|c| c["from"].as_str())
+        .collect();
     assert_eq!(numbers.len(), synth.distinct_callers);
-    let citizens: HashSet<&str> = calls.iter().filter_map(|c| c["citizen_id"].as_str()).collect();
-    assert_eq!(citizens.len(), synth.distinct_callers, "one citizen per distinct caller");
+    let citizens: HashSet<&str> = calls
+        .iter()
+        .filter_map(|c| c["citizen_id"].as_str())
+        .collect();
+    assert_eq!(
+        citizens.len(),
+        synth.distinct_callers,
+        "one citizen per distinct caller"
+    );
     let mut per_operator: BTreeMap<String, usize> = BTreeMap::new();
     for c in calls.iter().filter(|c| c["outcome"] == "answered") {
-        let op = c["operator"].as_str().unwrap_or_else(|| panic!("answered call without operator: {c}"));
+        let op = c["operator"]
+            .as_str()
+            .unwrap_or_else(|| panic!("answered call without operator: {c}"));
         *per_operator.entry(op.to_owned()).or_default() += 1;
     }
-    let want: BTreeMap<String, usize> =
-        synth.per_extension.iter().map(|(ext, n)| (format!("op{ext}"), *n)).collect();
+    let want: BTreeMap<String, usize> = synth
+        .per_extension
+        .iter()
+        .map(|(ext, n)| (format!("op{ext}"), *n))
+        .collect();
     assert_eq!(per_operator, want);
     // Every missed call from a known number is call-back work: open, or done because the
     // citizen got through later.
     for c in calls.iter().filter(|c| c["outcome"] == "missed") {
         let state = c["callback_state"].as_str().unwrap();
-        let want: &[&str] = if c["withheld"] == true { &["impossible"] } else { &["open", "done", "not_needed"] };
+        let want: &[&str] = if c["withheld"] == true {
+            &["impossible"]
+        } else {
+            &["open", "done", "not_needed"]
+        };
         assert!(want.contains(&state), "{c}");
     }
 
     let before = server.totals().await;
     let out = s.import(&[&file]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(stdout(&out).trim(), "imported 0 new, 10000 already present, 0 rejected");
-    assert_eq!(server.totals().await, before, "a second import changes nothing");
+    assert_eq!(
+        stdout(&out).trim(),
+        "imported 0 new, 10000 already present, 0 rejected"
+    );
+    assert_eq!(
+        server.totals().await,
+        before,
+        "a second import changes nothing"
+    );
 }
 
 #[test]
@@ -269,19 +367,37 @@ fn malformed_rows_are_reported_by_line_and_exit_2() {
     std::fs::write(&file, data).unwrap();
 
     let out = s.import(&[&file]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = stdout(&out);
     let report: Vec<&str> = text.lines().collect();
     assert_eq!(report.len(), 4, "{text}");
-    assert!(report[0].starts_with("line 2: disposition 'MAYBE'"), "{text}");
+    assert!(
+        report[0].starts_with("line 2: disposition 'MAYBE'"),
+        "{text}"
+    );
     assert!(report[1].starts_with("line 4: has 3 columns"), "{text}");
-    assert!(report[2].starts_with("line 5: start '02/03/2026 09:22'"), "{text}");
+    assert!(
+        report[2].starts_with("line 5: start '02/03/2026 09:22'"),
+        "{text}"
+    );
     assert_eq!(report[3], "imported 4 new, 0 already present, 3 rejected");
-    assert!(!text.contains("3471112233") && !text.contains("0245678901"), "no numbers echoed: {text}");
+    assert!(
+        !text.contains("3471112233") && !text.contains("0245678901"),
+        "no numbers echoed: {text}"
+    );
 
     let out = s.import(&[&file]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stdout(&out).ends_with("imported 0 new, 4 already present, 3 rejected\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).ends_with("imported 0 new, 4 already present, 3 rejected\n"),
+        "{}",
+        stdout(&out)
+    );
 
     // A file that cannot be read is an error (exit 1) naming it, and nothing is imported.
     let out = s.import(&[Path::new(SAMPLE), &s.dir.join("missing.csv")]);

@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn staffing_example() -> String {
-    format!("{}/../../config/staffing.example.toml", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../config/staffing.example.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]
@@ -12,9 +15,16 @@ fn simulates_the_example_week_as_table_and_json() {
         .args(["simulate", "--staffing", &staffing_example()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("front_office") && table.contains("Erlang C"), "{table}");
+    assert!(
+        table.contains("front_office") && table.contains("Erlang C"),
+        "{table}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_sportello"))
         .args(["simulate", "--json", "--staffing", &staffing_example()])
@@ -23,7 +33,10 @@ fn simulates_the_example_week_as_table_and_json() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     let text = v.to_string();
-    assert!(text.contains("front_office") && text.contains("back_office"), "{text}");
+    assert!(
+        text.contains("front_office") && text.contains("back_office"),
+        "{text}"
+    );
     // The same seed gives the same figures.
     let again = Command::new(env!("CARGO_BIN_EXE_sportello"))
         .args(["simulate", "--json", "--staffing", &staffing_example()])

@@ -52,17 +52,21 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub app: App,
     pub config: Arc<ServerConfig>,
+    /// The live dashboard's hub (one per server).
+    pub dashboard: api::dashboard::Hub,
 }
 
 /// The whole HTTP application.
 pub fn router(app: App, config: ServerConfig) -> Router {
     let state = AppState {
+        dashboard: api::dashboard::Hub::new(app.clone(), Default::default()),
         app,
         config: Arc::new(config.clone()),
     };
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api::health::router())
+        .merge(api::dashboard::page_router())
         .nest("/api/v1", api::router())
         .fallback(error::not_found)
         .with_state(state)

@@ -41,6 +41,12 @@ impl Modify for BearerAuth {
         api::phone::list_callbacks, api::phone::record_attempt,
         api::mail::reply, api::mail::attachment, api::mail::mailboxes, api::mail::quarantine,
         api::mail::quarantine_raw, api::mail::retry,
+        api::dashboard::snapshot, api::dashboard::ws,
+        api::counter::create_session, api::counter::slots, api::counter::book,
+        api::counter::read_booking, api::counter::cancel, api::counter::reschedule,
+        api::counter::check_in, api::counter::visit, api::counter::call_next,
+        api::counter::walk_in, api::counter::today, api::counter::run_no_shows,
+        api::counter::plan, api::counter::approve_plan,
     )
 )]
 pub struct ApiDoc;

@@ -197,12 +197,16 @@ const TOKEN_CACHE_MAX: usize = 10_000;
 
 /// Verified tokens, so an authenticated request costs no database read.
 #[derive(Default)]
-pub(crate) struct TokenCache(std::sync::Mutex<std::collections::HashMap<String, (Actor, DateTime<Utc>)>>);
+pub(crate) struct TokenCache(
+    std::sync::Mutex<std::collections::HashMap<String, (Actor, DateTime<Utc>)>>,
+);
 
 impl TokenCache {
     fn get(&self, hash: &str, now: DateTime<Utc>) -> Option<Actor> {
         let map = self.0.lock().ok()?;
-        map.get(hash).filter(|(_, until)| *until > now).map(|(a, _)| a.clone())
+        map.get(hash)
+            .filter(|(_, until)| *until > now)
+            .map(|(a, _)| a.clone())
     }
 
     fn put(&self, hash: String, actor: Actor, until: DateTime<Utc>) {
@@ -480,7 +484,10 @@ impl App {
             return Ok(actor);
         }
         let read = &self.db().read;
-        let Some(t) = auth_token::Entity::find_by_id(hash.clone()).one(read).await? else {
+        let Some(t) = auth_token::Entity::find_by_id(hash.clone())
+            .one(read)
+            .await?
+        else {
             return Err(ServiceError::Unauthenticated);
         };
         match user::Entity::find_by_id(t.user_id).one(read).await? {
@@ -503,7 +510,9 @@ impl App {
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
         let hash = token_hash(token);
         self.inner.tokens.evict(&hash);
-        auth_token::Entity::delete_by_id(hash).exec(&self.db().write).await?;
+        auth_token::Entity::delete_by_id(hash)
+            .exec(&self.db().write)
+            .await?;
         Ok(())
     }
 }

@@ -234,7 +234,10 @@ pub(crate) async fn find_or_create<C: ConnectionTrait>(
         owners.sort();
         owners.dedup();
         if let [only] = owners[..] {
-            found = citizen::Entity::find_by_id(only).one(conn).await?.map(|c| (c.id, c.name));
+            found = citizen::Entity::find_by_id(only)
+                .one(conn)
+                .await?
+                .map(|c| (c.id, c.name));
         }
     }
     if let Some((id, name)) = found {

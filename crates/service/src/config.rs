@@ -25,6 +25,8 @@ pub struct ServiceConfig {
     /// Opening hours and holidays the call-back deadlines count in (`[service.calendar]`);
     /// Milan's office hours by default.
     pub calendar: CalendarConfig,
+    /// The counter channel: address, no-show grace period, planner (`[service.counter]`).
+    pub counter: crate::counter::CounterConfig,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +38,7 @@ impl Default for ServiceConfig {
             phone: PhoneConfig::default(),
             email: sportello_mail::EmailConfig::default(),
             calendar: CalendarConfig::default(),
+            counter: crate::counter::CounterConfig::default(),
         }
     }
 }

@@ -51,11 +51,16 @@ impl Intake {
             .send((job, reply))
             .await
             .map_err(|_| ServiceError::Internal("ticket writer stopped".into()))?;
-        answer.await.map_err(|_| ServiceError::Internal("ticket writer dropped a request".into()))?
+        answer
+            .await
+            .map_err(|_| ServiceError::Internal("ticket writer dropped a request".into()))?
     }
 }
 
-async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<(CreateJob, oneshot::Sender<Outcome>)>) {
+async fn run(
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<(CreateJob, oneshot::Sender<Outcome>)>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -78,7 +83,9 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<(CreateJob, oneshot:
             }
             Err(_) => {
                 for (job, reply) in jobs.iter().zip(replies) {
-                    let outcome = write(&db, std::slice::from_ref(job)).await.map(|mut o| o.remove(0));
+                    let outcome = write(&db, std::slice::from_ref(job))
+                        .await
+                        .map(|mut o| o.remove(0));
                     let _ = reply.send(outcome);
                 }
             }
@@ -87,7 +94,10 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<(CreateJob, oneshot:
 }
 
 /// Writes all jobs in one transaction, or none of them.
-async fn write(db: &DatabaseConnection, jobs: &[CreateJob]) -> Result<Vec<(TicketView, Vec<DomainEvent>)>, ServiceError> {
+async fn write(
+    db: &DatabaseConnection,
+    jobs: &[CreateJob],
+) -> Result<Vec<(TicketView, Vec<DomainEvent>)>, ServiceError> {
     let txn = db.begin().await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {

@@ -7,6 +7,9 @@ pub mod auth;
 pub mod bus;
 pub mod citizens;
 pub mod config;
+pub mod counter;
+pub mod crossbus;
+pub mod dashboard;
 pub mod error;
 mod intake;
 pub mod mail;
@@ -42,6 +45,8 @@ struct Inner {
     tokens: auth::TokenCache,
     intake: intake::Intake,
     routing: routing::RoutingRuntime,
+    dashboard: dashboard::DashboardCache,
+    relay: crossbus::Relay,
 }
 
 impl App {
@@ -69,6 +74,8 @@ impl App {
                 tokens: Default::default(),
                 intake: intake::Intake::start(db_write),
                 routing,
+                dashboard: Default::default(),
+                relay: Default::default(),
             }),
         })
     }

@@ -19,17 +19,16 @@
 //!   number started at or after it;
 //! - otherwise an answered call joins the citizen's open front-office phone ticket, or opens one.
 //!
-//! Ticket numbers are allocated before the write transaction (SQLite has one writer): a batch
-//! is planned, and if it needs more numbers than it holds it is rolled back, the numbers are
-//! reserved, and it is planned again.
+//! New tickets get their numbers once the batch is planned, reserved from the year's counter
+//! inside the batch's own transaction (see `reserve_numbers`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
-    EntityTrait, QueryFilter, Statement, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
+    DatabaseTransaction, EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -38,11 +37,12 @@ use sportello_domain::event::DomainEvent;
 use sportello_domain::{Channel, EntryKind, Priority, Status, TicketNumber, Tier};
 use sportello_phone::{CallEvent, CallOutcome, CallRecord, CdrRow, Direction, Party};
 use sportello_store::calls::{self as q, CallFilter, Cursor};
-use sportello_store::entities::{audit_log, call, callback, citizen, citizen_contact, ticket, ticket_entry, user};
+use sportello_store::entities::{
+    audit_log, call, callback, citizen, citizen_contact, ticket, ticket_entry, user,
+};
 use uuid::Uuid;
 
 use crate::error::Problems;
-use crate::numbers::NumberAllocator;
 use crate::tickets::EntryView;
 use crate::util::{bounded, now};
 use crate::{Actor, App, ServiceConfig, ServiceError};
@@ -54,27 +54,34 @@ pub use sportello_phone;
 pub const CALLBACK_TAG: &str = "callback";
 /// How long a call-back may wait, in business days of the calendar.
 pub const CALLBACK_BUSINESS_DAYS: u32 = 1;
-/// Most attempts a batch is planned before giving up (number shortages, write races).
+/// Most attempts a batch is planned before giving up (write races).
 const MAX_ATTEMPTS: usize = 5;
 /// PostgreSQL advisory lock serialising call ingestion across instances (see `lock`).
-const PHONE_LOCK_KEY: i64 = 0x5350_5048_4f4e_45; // "SPPHONE"
+const PHONE_LOCK_KEY: i64 = 0x0053_5050_484f_4e45; // "SPPHONE"
 
-const ACTIVE: [&str; 5] = ["new", "assigned", "open", "waiting_citizen", "waiting_internal"];
+const ACTIVE: [&str; 5] = [
+    "new",
+    "assigned",
+    "open",
+    "waiting_citizen",
+    "waiting_internal",
+];
 
 /// What the phone channel needs beyond its configuration, built once at start-up.
 pub(crate) struct PhoneRuntime {
     calendar: BusinessCalendar,
-    /// Ticket numbers reserved for a batch and not used by it, handed to the next one.
-    spare: std::sync::Mutex<Vec<TicketNumber>>,
 }
 
 impl PhoneRuntime {
     /// Checks the `[phone]` section and the business calendar, naming what is wrong.
     pub(crate) fn new(config: &ServiceConfig) -> Result<PhoneRuntime, ServiceError> {
-        config.phone.validate().map_err(|e| ServiceError::field("phone", e.to_string()))?;
+        config
+            .phone
+            .validate()
+            .map_err(|e| ServiceError::field("phone", e.to_string()))?;
         let calendar = BusinessCalendar::from_config(&config.calendar)
             .map_err(|e| ServiceError::field("calendar", e.to_string()))?;
-        Ok(PhoneRuntime { calendar, spare: std::sync::Mutex::new(Vec::new()) })
+        Ok(PhoneRuntime { calendar })
     }
 }
 
@@ -269,7 +276,11 @@ impl Item<'_> {
             Change::Event(e) => (e.from.as_ref(), e.to.as_ref()),
             Change::Row(r) => (Some(&r.from), r.to.as_ref()),
         };
-        [a, b].into_iter().flatten().filter_map(Party::number).map(|n| n.as_str().to_owned())
+        [a, b]
+            .into_iter()
+            .flatten()
+            .filter_map(Party::number)
+            .map(|n| n.as_str().to_owned())
     }
 }
 
@@ -341,8 +352,8 @@ struct Batch<'a> {
     ticket_status: HashMap<Uuid, Status>,
     users: HashMap<String, Uuid>,
     usernames: HashMap<Uuid, String>,
-    numbers: VecDeque<TicketNumber>,
-    short: usize,
+    /// Placeholders handed out for new tickets' numbers, replaced once reserved.
+    pending_numbers: usize,
     /// Keys already in `order`.
     seen: HashSet<(String, String)>,
 
@@ -367,19 +378,36 @@ impl App {
 
     /// Records switchboard events (one webhook request) in one transaction: all of them, or
     /// none if anything fails.
-    pub async fn ingest_call_events(&self, events: &[CallEvent]) -> Result<IngestReport, ServiceError> {
+    pub async fn ingest_call_events(
+        &self,
+        events: &[CallEvent],
+    ) -> Result<IngestReport, ServiceError> {
         let items: Vec<Item<'_>> = events
             .iter()
-            .map(|e| Item { source: &e.source, call_id: &e.call_id, change: Change::Event(e) })
+            .map(|e| Item {
+                source: &e.source,
+                call_id: &e.call_id,
+                change: Change::Event(e),
+            })
             .collect();
         self.ingest_calls(&items).await
     }
 
     /// Records rows of a CDR file imported under `source`, in one transaction. Rows of calls
     /// already known are merged into them (so a re-import changes nothing).
-    pub async fn import_cdr_rows(&self, source: &str, rows: &[CdrRow]) -> Result<IngestReport, ServiceError> {
-        let items: Vec<Item<'_>> =
-            rows.iter().map(|r| Item { source, call_id: &r.call_id, change: Change::Row(r) }).collect();
+    pub async fn import_cdr_rows(
+        &self,
+        source: &str,
+        rows: &[CdrRow],
+    ) -> Result<IngestReport, ServiceError> {
+        let items: Vec<Item<'_>> = rows
+            .iter()
+            .map(|r| Item {
+                source,
+                call_id: &r.call_id,
+                change: Change::Row(r),
+            })
+            .collect();
         self.ingest_calls(&items).await
     }
 
@@ -387,25 +415,12 @@ impl App {
         if items.is_empty() {
             return Ok(IngestReport::default());
         }
-        let mut numbers = self.take_spare_call_numbers();
         let mut last_error = None;
         for _ in 0..MAX_ATTEMPTS {
-            let txn = match self.db().write.begin().await {
-                Ok(txn) => txn,
-                Err(e) => {
-                    self.keep_spare_call_numbers(numbers);
-                    return Err(e.into());
-                }
-            };
-            let outcome = self.plan_and_write_calls(&txn, items, std::mem::take(&mut numbers)).await;
-            match outcome {
-                Ok(Planned::Done(report, events, unused)) => {
-                    if let Err(e) = txn.commit().await {
-                        // Nothing was written: the numbers were not used.
-                        self.keep_spare_call_numbers(unused);
-                        return Err(e.into());
-                    }
-                    self.keep_spare_call_numbers(unused);
+            let txn = self.db().write.begin().await?;
+            match self.plan_and_write_calls(&txn, items).await {
+                Ok((report, events)) => {
+                    txn.commit().await?;
                     self.bus().publish_all(events);
                     tracing::debug!(
                         calls.new = report.new,
@@ -416,85 +431,81 @@ impl App {
                     );
                     return Ok(report);
                 }
-                Ok(Planned::NeedNumbers { unused, short, needed }) => {
-                    txn.rollback().await?;
-                    numbers = unused;
-                    // Enough for one more batch like this one, so the next batch of an import
-                    // is usually planned once.
-                    numbers.extend(self.reserve_call_numbers(short + needed).await?);
-                }
                 Err(e) => {
                     let _ = txn.rollback().await;
-                    if !retryable(&e.0) {
-                        self.keep_spare_call_numbers(e.1);
-                        return Err(e.0.into());
+                    if !retryable(&e) {
+                        return Err(e.into());
                     }
-                    numbers = e.1;
-                    last_error = Some(e.0);
+                    last_error = Some(e);
                 }
             }
         }
-        self.keep_spare_call_numbers(numbers);
         Err(match last_error {
             Some(e) => e.into(),
-            None => ServiceError::Internal("call ingestion kept needing more ticket numbers".into()),
+            None => ServiceError::Internal("call ingestion gave up".into()),
         })
-    }
-
-    fn take_spare_call_numbers(&self) -> Vec<TicketNumber> {
-        let mut spare = self.phone_runtime().spare.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::take(&mut *spare)
-    }
-
-    fn keep_spare_call_numbers(&self, numbers: Vec<TicketNumber>) {
-        let mut spare = self.phone_runtime().spare.lock().unwrap_or_else(|p| p.into_inner());
-        spare.extend(numbers);
-        spare.sort();
-    }
-
-    /// `n` fresh ticket numbers; large requests reserve one block of exactly that size.
-    async fn reserve_call_numbers(&self, n: usize) -> Result<Vec<TicketNumber>, ServiceError> {
-        let db = &self.db().write;
-        let mut out = Vec::with_capacity(n);
-        if n <= self.config().number_block as usize {
-            for _ in 0..n {
-                out.push(self.inner.numbers.next(db).await?);
-            }
-        } else {
-            let block = u32::try_from(n).unwrap_or(u32::MAX);
-            let allocator = NumberAllocator::new(self.config().ticket_prefix.clone(), block);
-            for _ in 0..n {
-                out.push(allocator.next(db).await?);
-            }
-        }
-        Ok(out)
     }
 
     async fn plan_and_write_calls(
         &self,
         txn: &DatabaseTransaction,
         items: &[Item<'_>],
-        numbers: Vec<TicketNumber>,
-    ) -> Result<Planned, (sea_orm::DbErr, Vec<TicketNumber>)> {
-        if let Err(e) = lock(txn).await {
-            return Err((e, numbers));
-        }
-        let given = numbers.clone();
-        let mut batch = Batch::load(self, txn, items, numbers).await.map_err(|e| (e, given.clone()))?;
+    ) -> Result<(IngestReport, Vec<DomainEvent>), sea_orm::DbErr> {
+        lock(txn).await?;
+        let mut batch = Batch::load(self, txn, items).await?;
         for item in items {
-            batch.process(item).map_err(|e| (e, given.clone()))?;
+            batch.process(item)?;
         }
-        if batch.short > 0 {
-            let needed = batch.short + given.len().saturating_sub(batch.numbers.len());
-            return Ok(Planned::NeedNumbers { unused: batch.numbers.into(), short: batch.short, needed });
-        }
-        batch.write(txn).await.map_err(|e| (e, given))
+        let prefix = &self.config().ticket_prefix;
+        let numbers = reserve_numbers(txn, prefix, batch.new_tickets.len()).await?;
+        batch.number_tickets(numbers);
+        batch.write(txn).await
     }
 }
 
-enum Planned {
-    Done(IngestReport, Vec<DomainEvent>, Vec<TicketNumber>),
-    NeedNumbers { unused: Vec<TicketNumber>, short: usize, needed: usize },
+/// Reserves `n` ticket numbers inside the batch's own transaction: the same atomic
+/// `UPDATE ... RETURNING` on the year's counter row as the number allocator, so ranges never
+/// overlap, but committed (or rolled back) with the tickets, so a batch leaves no gaps and
+/// needs no second connection (SQLite's single writer is this transaction's).
+async fn reserve_numbers(
+    txn: &DatabaseTransaction,
+    prefix: &str,
+    n: usize,
+) -> Result<Vec<TicketNumber>, sea_orm::DbErr> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let year = chrono::Datelike::year(&Utc::now());
+    let count = i64::try_from(n).map_err(|_| internal("too many tickets in one batch"))?;
+    let backend = txn.get_database_backend();
+    let (insert, update) = match backend {
+        DatabaseBackend::Postgres => (
+            "INSERT INTO ticket_counters (year, next_value) VALUES ($1, 1) ON CONFLICT (year) DO NOTHING",
+            "UPDATE ticket_counters SET next_value = next_value + $1 WHERE year = $2 RETURNING next_value",
+        ),
+        _ => (
+            "INSERT INTO ticket_counters (year, next_value) VALUES (?, 1) ON CONFLICT (year) DO NOTHING",
+            "UPDATE ticket_counters SET next_value = next_value + ? WHERE year = ? RETURNING next_value",
+        ),
+    };
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        insert,
+        [year.into()],
+    ))
+    .await?;
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            update,
+            [count.into(), year.into()],
+        ))
+        .await?
+        .ok_or_else(|| internal("the ticket counter row vanished"))?;
+    let end: i64 = row.try_get("", "next_value")?;
+    Ok((end - count..end)
+        .map(|seq| TicketNumber::new(prefix, year, u64::try_from(seq).unwrap_or_default()))
+        .collect())
 }
 
 /// A write that lost a race (a duplicate from a concurrent writer, a busy SQLite file) is
@@ -504,7 +515,9 @@ fn retryable(e: &sea_orm::DbErr) -> bool {
         return true;
     }
     let text = e.to_string();
-    text.contains("database is locked") || text.contains("SQLITE_BUSY") || text.contains("could not serialize")
+    text.contains("database is locked")
+        || text.contains("SQLITE_BUSY")
+        || text.contains("could not serialize")
 }
 
 /// Serialises call ingestion on PostgreSQL for the rest of the transaction. Deciding where a
@@ -543,7 +556,10 @@ fn parse_outcome(s: Option<&str>) -> Option<CallOutcome> {
 
 fn needs_callback(direction: Direction, outcome: Option<CallOutcome>) -> bool {
     direction == Direction::Inbound
-        && matches!(outcome, Some(CallOutcome::Missed | CallOutcome::Abandoned | CallOutcome::Voicemail))
+        && matches!(
+            outcome,
+            Some(CallOutcome::Missed | CallOutcome::Abandoned | CallOutcome::Voicemail)
+        )
 }
 
 fn secs(v: Option<u32>) -> Option<i32> {
@@ -559,11 +575,13 @@ impl<'a> Batch<'a> {
         app: &'a App,
         txn: &DatabaseTransaction,
         items: &[Item<'_>],
-        numbers: Vec<TicketNumber>,
     ) -> Result<Batch<'a>, sea_orm::DbErr> {
         let mut by_source: HashMap<&str, Vec<String>> = HashMap::new();
         for item in items {
-            by_source.entry(item.source).or_default().push(item.call_id.to_owned());
+            by_source
+                .entry(item.source)
+                .or_default()
+                .push(item.call_id.to_owned());
         }
         let mut calls = HashMap::new();
         let mut wanted: HashSet<String> = items.iter().flat_map(Item::numbers).collect();
@@ -572,8 +590,12 @@ impl<'a> Batch<'a> {
             ids.sort();
             ids.dedup();
             for model in q::calls_by_ids(txn, source, &ids).await? {
-                let record: CallRecord = serde_json::from_str(&model.record)
-                    .map_err(|e| internal(format!("stored call record {} is unreadable: {e}", model.id)))?;
+                let record: CallRecord = serde_json::from_str(&model.record).map_err(|e| {
+                    internal(format!(
+                        "stored call record {} is unreadable: {e}",
+                        model.id
+                    ))
+                })?;
                 if let Some(n) = &model.citizen_number {
                     wanted.insert(n.clone());
                 }
@@ -582,16 +604,23 @@ impl<'a> Batch<'a> {
                 }
                 calls.insert(
                     (model.source.clone(), model.call_id.clone()),
-                    Slot { model, record, is_new: false, dirty: false },
+                    Slot {
+                        model,
+                        record,
+                        is_new: false,
+                        dirty: false,
+                    },
                 );
             }
         }
         // A batch that changes no call (a re-import, a repeated delivery) needs nothing else.
         let quiet = items.iter().all(|item| {
-            calls.get(&(item.source.to_owned(), item.call_id.to_owned())).is_some_and(|slot| {
-                let mut record = slot.record.clone();
-                apply_item(&mut record, item).is_ok() && record == slot.record
-            })
+            calls
+                .get(&(item.source.to_owned(), item.call_id.to_owned()))
+                .is_some_and(|slot| {
+                    let mut record = slot.record.clone();
+                    apply_item(&mut record, item).is_ok() && record == slot.record
+                })
         });
         if quiet {
             wanted.clear();
@@ -630,8 +659,15 @@ impl<'a> Batch<'a> {
         let mut done_cbs = Vec::new();
         for model in cb_models {
             let calls = linked.remove(&model.ticket_id).unwrap_or_default();
-            let mut slot = CbSlot { model, is_new: false, dirty: false, calls };
-            let active = ticket_status.get(&slot.model.ticket_id).is_some_and(|s| s.is_active());
+            let mut slot = CbSlot {
+                model,
+                is_new: false,
+                dirty: false,
+                calls,
+            };
+            let active = ticket_status
+                .get(&slot.model.ticket_id)
+                .is_some_and(|s| s.is_active());
             if active {
                 open_cbs.insert(slot.model.number.clone(), slot);
             } else {
@@ -649,7 +685,9 @@ impl<'a> Batch<'a> {
         let mut open_ticket: HashMap<Uuid, Uuid> = HashMap::new();
         for t in q::open_phone_tickets(txn, &citizen_ids, &ACTIVE).await? {
             ticket_status.insert(t.id, Status::parse(&t.status).unwrap_or(Status::New));
-            let (Some(cid), false) = (t.citizen_id, cb_tickets.contains(&t.id)) else { continue };
+            let (Some(cid), false) = (t.citizen_id, cb_tickets.contains(&t.id)) else {
+                continue;
+            };
             let slot = open_ticket.entry(cid).or_insert(t.id);
             if t.id > *slot {
                 *slot = t.id;
@@ -658,7 +696,11 @@ impl<'a> Batch<'a> {
 
         let mut users = HashMap::new();
         let mut usernames = HashMap::new();
-        for u in user::Entity::find().filter(user::Column::Active.eq(true)).all(txn).await? {
+        for u in user::Entity::find()
+            .filter(user::Column::Active.eq(true))
+            .all(txn)
+            .await?
+        {
             users.insert(u.username.clone(), u.id);
             usernames.insert(u.id, u.username);
         }
@@ -676,8 +718,7 @@ impl<'a> Batch<'a> {
             ticket_status,
             users,
             usernames,
-            numbers: numbers.into(),
-            short: 0,
+            pending_numbers: 0,
             seen: HashSet::new(),
             new_citizens: Vec::new(),
             new_contacts: Vec::new(),
@@ -720,7 +761,12 @@ impl<'a> Batch<'a> {
                 };
                 self.seen.insert(key.clone());
                 self.order.push(key.clone());
-                Slot { model: blank_call(&record, self.at), record, is_new: true, dirty: true }
+                Slot {
+                    model: blank_call(&record, self.at),
+                    record,
+                    is_new: true,
+                    dirty: true,
+                }
             }
         };
         if known {
@@ -770,15 +816,25 @@ impl<'a> Batch<'a> {
             self.place(slot, &who, outcome);
         }
         if let Some(entry) = slot.model.entry_id.filter(|_| !placed_now) {
-            let body = describe(&slot.record, slot.model.operator_id.and_then(|o| self.usernames.get(&o)));
-            let meta = call_meta(&slot.model, &slot.record, slot.model.operator_id.and_then(|o| self.usernames.get(&o)));
+            let body = describe(
+                &slot.record,
+                slot.model.operator_id.and_then(|o| self.usernames.get(&o)),
+            );
+            let meta = call_meta(
+                &slot.model,
+                &slot.record,
+                slot.model.operator_id.and_then(|o| self.usernames.get(&o)),
+            );
             self.set_entry(entry, slot.model.operator_id, body, meta);
             if let Some(t) = slot.model.ticket_id {
                 self.touch(t);
             }
         }
         if let (Who::Citizen(n), Some(CallOutcome::Answered)) = (&who, outcome) {
-            let last = self.last_answered.entry(n.clone()).or_insert(slot.record.started_at);
+            let last = self
+                .last_answered
+                .entry(n.clone())
+                .or_insert(slot.record.started_at);
             if *last < slot.record.started_at {
                 *last = slot.record.started_at;
             }
@@ -809,7 +865,10 @@ impl<'a> Batch<'a> {
                     slot.model.callback_id = Some(id);
                     Some(id)
                 } else if missed {
-                    let covered = self.last_answered.get(n).is_some_and(|t| *t >= record.started_at);
+                    let covered = self
+                        .last_answered
+                        .get(n)
+                        .is_some_and(|t| *t >= record.started_at);
                     if covered {
                         citizen.and_then(|c| self.open_ticket.get(&c).copied())
                     } else {
@@ -827,7 +886,13 @@ impl<'a> Batch<'a> {
                             };
                             // The citizen had their answer on the phone.
                             let responded = Some(record.answered_at.unwrap_or(record.started_at));
-                            let t = self.new_ticket(subject, citizen, slot.model.operator_id, responded, false);
+                            let t = self.new_ticket(
+                                subject,
+                                citizen,
+                                slot.model.operator_id,
+                                responded,
+                                false,
+                            );
                             if let Some(c) = citizen {
                                 self.open_ticket.insert(c, t);
                             }
@@ -873,7 +938,8 @@ impl<'a> Batch<'a> {
                 kind: EntryKind::Call,
                 at: self.at,
             });
-            self.new_entry_index.insert(entry.id, self.new_entries.len());
+            self.new_entry_index
+                .insert(entry.id, self.new_entries.len());
             self.new_entries.push(entry);
             self.touch(t);
         }
@@ -889,14 +955,23 @@ impl<'a> Batch<'a> {
         let extension = match answerer {
             Some(sportello_phone::Answerer::Extension(e)) => Some(e.clone()),
             Some(sportello_phone::Answerer::Operator(_)) => None,
-            None if record.direction == Direction::Outbound || record.outcome == Some(CallOutcome::Answered) => {
-                record.extensions.iter().find(|e| config.extensions.contains_key(*e)).cloned()
+            None if record.direction == Direction::Outbound
+                || record.outcome == Some(CallOutcome::Answered) =>
+            {
+                record
+                    .extensions
+                    .iter()
+                    .find(|e| config.extensions.contains_key(*e))
+                    .cloned()
             }
             None => None,
         };
         let username = match answerer {
             Some(a) => config.operator_for(a),
-            None => extension.as_ref().and_then(|e| config.extensions.get(e)).map(String::as_str),
+            None => extension
+                .as_ref()
+                .and_then(|e| config.extensions.get(e))
+                .map(String::as_str),
         };
         let operator = username.and_then(|u| self.users.get(u).copied());
         (extension, operator)
@@ -925,18 +1000,46 @@ impl<'a> Batch<'a> {
             created_at: self.at,
         });
         self.citizens.insert(number.to_owned(), Some(id));
-        self.audit.push(audit(self.at, "citizen.created", "citizen", Some(id), None));
-        self.events.push(DomainEvent::CitizenCreated { citizen_id: id, at: self.at });
+        self.audit
+            .push(audit(self.at, "citizen.created", "citizen", Some(id), None));
+        self.events.push(DomainEvent::CitizenCreated {
+            citizen_id: id,
+            at: self.at,
+        });
         id
     }
 
+    /// A placeholder for a new ticket's number; `number_tickets` puts the real ones in.
     fn next_number(&mut self) -> String {
-        if self.numbers.is_empty() {
-            self.short += 1;
-            // Planning goes on so the shortage is counted in full; nothing is written.
-            return format!("pending-{}", self.short);
+        self.pending_numbers += 1;
+        format!("pending-{}", self.pending_numbers)
+    }
+
+    /// Gives the new tickets their reserved numbers, in creation order, and records them.
+    fn number_tickets(&mut self, numbers: Vec<TicketNumber>) {
+        let mut real: HashMap<String, String> = HashMap::new();
+        for (t, n) in self.new_tickets.iter_mut().zip(numbers) {
+            let number = n.as_str().to_owned();
+            real.insert(
+                std::mem::replace(&mut t.number, number.clone()),
+                number.clone(),
+            );
+            let callback = t.tags.contains(CALLBACK_TAG);
+            self.audit.push(audit(
+                self.at,
+                "ticket.created",
+                "ticket",
+                Some(t.id),
+                Some(json!({ "number": number, "channel": "phone", "callback": callback })),
+            ));
         }
-        self.numbers.pop_front().map(|n| n.as_str().to_owned()).unwrap_or_default()
+        for e in &mut self.events {
+            if let DomainEvent::TicketCreated { number, .. } = e
+                && let Some(n) = real.get(number)
+            {
+                *number = n.clone();
+            }
+        }
     }
 
     fn new_ticket(
@@ -949,7 +1052,11 @@ impl<'a> Batch<'a> {
     ) -> Uuid {
         let id = Uuid::now_v7();
         let number = self.next_number();
-        let status = if operator.is_some() && !callback { Status::Assigned } else { Status::New };
+        let status = if operator.is_some() && !callback {
+            Status::Assigned
+        } else {
+            Status::New
+        };
         let tags: &[&str] = if callback { &[CALLBACK_TAG] } else { &[] };
         let model = ticket::Model {
             id,
@@ -972,13 +1079,6 @@ impl<'a> Batch<'a> {
             closed_at: None,
             sla_due_at: None,
         };
-        self.audit.push(audit(
-            self.at,
-            "ticket.created",
-            "ticket",
-            Some(id),
-            Some(json!({ "number": number, "channel": "phone", "callback": callback })),
-        ));
         self.events.push(DomainEvent::TicketCreated {
             ticket_id: id,
             number,
@@ -1002,7 +1102,12 @@ impl<'a> Batch<'a> {
     }
 
     /// Opens a call-back for a number, with its ticket in the front-office queue.
-    fn open_callback(&mut self, number: &str, citizen: Option<Uuid>, missed_at: DateTime<Utc>) -> Uuid {
+    fn open_callback(
+        &mut self,
+        number: &str,
+        citizen: Option<Uuid>,
+        missed_at: DateTime<Utc>,
+    ) -> Uuid {
         let app = self.app;
         let deadline = app
             .phone_runtime()
@@ -1032,7 +1137,12 @@ impl<'a> Batch<'a> {
         };
         self.open_cbs.insert(
             number.to_owned(),
-            CbSlot { model, is_new: true, dirty: true, calls: HashMap::new() },
+            CbSlot {
+                model,
+                is_new: true,
+                dirty: true,
+                calls: HashMap::new(),
+            },
         );
         self.report.callbacks_opened += 1;
         id
@@ -1040,9 +1150,14 @@ impl<'a> Batch<'a> {
 
     /// Recomputes an open call-back from its calls, and finishes it when it is done.
     fn recompute(&mut self, number: &str) {
-        let Some(cb) = self.open_cbs.get_mut(number) else { return };
-        let missed: Vec<&LinkedCall> =
-            cb.calls.values().filter(|c| needs_callback(c.direction, c.outcome)).collect();
+        let Some(cb) = self.open_cbs.get_mut(number) else {
+            return;
+        };
+        let missed: Vec<&LinkedCall> = cb
+            .calls
+            .values()
+            .filter(|c| needs_callback(c.direction, c.outcome))
+            .collect();
         let last_missed = missed.iter().map(|c| c.started_at).max();
         let first_missed = missed.iter().map(|c| c.started_at).min();
         let m = &mut cb.model;
@@ -1054,7 +1169,9 @@ impl<'a> Batch<'a> {
         m.call_attempts = i32::try_from(
             cb.calls
                 .values()
-                .filter(|c| c.direction == Direction::Outbound && c.outcome != Some(CallOutcome::Answered))
+                .filter(|c| {
+                    c.direction == Direction::Outbound && c.outcome != Some(CallOutcome::Answered)
+                })
                 .count(),
         )
         .unwrap_or(i32::MAX);
@@ -1077,7 +1194,13 @@ impl<'a> Batch<'a> {
         {
             mark_done(&mut cb.model, reason, self.at);
             let ticket = cb.model.ticket_id;
-            self.audit.push(audit(self.at, "callback.done", "ticket", Some(ticket), Some(json!({ "reason": reason }))));
+            self.audit.push(audit(
+                self.at,
+                "callback.done",
+                "ticket",
+                Some(ticket),
+                Some(json!({ "reason": reason })),
+            ));
             self.done_cbs.push(cb);
             self.resolve(ticket, reason);
         }
@@ -1093,7 +1216,9 @@ impl<'a> Batch<'a> {
             t.first_response_at.get_or_insert(self.at);
             from
         } else {
-            let Some(from) = self.ticket_status.get(&ticket_id).copied() else { return };
+            let Some(from) = self.ticket_status.get(&ticket_id).copied() else {
+                return;
+            };
             if !from.is_active() {
                 return;
             }
@@ -1112,9 +1237,15 @@ impl<'a> Batch<'a> {
             meta: Some(meta.to_string()),
             created_at: self.at,
         };
-        self.new_entry_index.insert(entry.id, self.new_entries.len());
+        self.new_entry_index
+            .insert(entry.id, self.new_entries.len());
         self.new_entries.push(entry);
-        self.events.push(DomainEvent::TicketTransitioned { ticket_id, from, to: Status::Resolved, at: self.at });
+        self.events.push(DomainEvent::TicketTransitioned {
+            ticket_id,
+            from,
+            to: Status::Resolved,
+            at: self.at,
+        });
     }
 
     fn set_entry(&mut self, entry: Uuid, author: Option<Uuid>, body: String, meta: Value) {
@@ -1126,7 +1257,8 @@ impl<'a> Batch<'a> {
                 e.meta = Some(meta.to_string());
             }
             None => {
-                self.entry_updates.insert(entry, (author, body, meta.to_string()));
+                self.entry_updates
+                    .insert(entry, (author, body, meta.to_string()));
             }
         }
     }
@@ -1137,7 +1269,10 @@ impl<'a> Batch<'a> {
         }
     }
 
-    async fn write(mut self, txn: &DatabaseTransaction) -> Result<Planned, sea_orm::DbErr> {
+    async fn write(
+        mut self,
+        txn: &DatabaseTransaction,
+    ) -> Result<(IngestReport, Vec<DomainEvent>), sea_orm::DbErr> {
         let at = self.at;
         q::insert_all(txn, std::mem::take(&mut self.new_citizens)).await?;
         q::insert_all(txn, std::mem::take(&mut self.new_contacts)).await?;
@@ -1156,7 +1291,11 @@ impl<'a> Batch<'a> {
         for m in changed_cbs {
             let id = m.ticket_id;
             let am: callback::ActiveModel = callback::ActiveModel::from(m).reset_all();
-            callback::Entity::update_many().set(am).filter(callback::Column::TicketId.eq(id)).exec(txn).await?;
+            callback::Entity::update_many()
+                .set(am)
+                .filter(callback::Column::TicketId.eq(id))
+                .exec(txn)
+                .await?;
         }
         q::insert_all(txn, new_cbs).await?;
 
@@ -1196,7 +1335,11 @@ impl<'a> Batch<'a> {
             } else {
                 let id = model.id;
                 let am: call::ActiveModel = call::ActiveModel::from(model).reset_all();
-                call::Entity::update_many().set(am).filter(call::Column::Id.eq(id)).exec(txn).await?;
+                call::Entity::update_many()
+                    .set(am)
+                    .filter(call::Column::Id.eq(id))
+                    .exec(txn)
+                    .await?;
             }
         }
         q::insert_all(txn, new_calls).await?;
@@ -1224,7 +1367,7 @@ impl<'a> Batch<'a> {
         ));
         q::insert_all(txn, self.audit).await?;
         report.calls = summaries;
-        Ok(Planned::Done(report, self.events, self.numbers.into()))
+        Ok((report, self.events))
     }
 }
 
@@ -1269,7 +1412,9 @@ fn mark_done(m: &mut callback::Model, reason: &str, at: DateTime<Utc>) {
 fn done_text(reason: &str) -> &'static str {
     match reason {
         "reached" => "richiamata completata, il cittadino è stato raggiunto",
-        "citizen_called" => "richiamata non più necessaria, il cittadino ha richiamato ed è stato servito",
+        "citizen_called" => {
+            "richiamata non più necessaria, il cittadino ha richiamato ed è stato servito"
+        }
         "answered" => "richiamata non necessaria, la chiamata risulta risposta",
         _ => "richiamata chiusa dall'operatore",
     }
@@ -1283,7 +1428,10 @@ async fn resolve_existing<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     ticket::Entity::update_many()
-        .col_expr(ticket::Column::Status, Expr::value(Status::Resolved.as_str()))
+        .col_expr(
+            ticket::Column::Status,
+            Expr::value(Status::Resolved.as_str()),
+        )
         .col_expr(ticket::Column::ResolvedAt, Expr::value(Some(at)))
         .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
         .filter(ticket::Column::Id.eq(id))
@@ -1318,7 +1466,11 @@ fn audit(
 }
 
 fn minutes(secs: u32) -> String {
-    if secs >= 60 { format!("{} min {} s", secs / 60, secs % 60) } else { format!("{secs} s") }
+    if secs >= 60 {
+        format!("{} min {} s", secs / 60, secs % 60)
+    } else {
+        format!("{secs} s")
+    }
 }
 
 /// The call entry's text, in Italian for operators.
@@ -1333,18 +1485,28 @@ fn describe(record: &CallRecord, operator: Option<&String>) -> String {
         (None, Some(sportello_phone::Answerer::Operator(o))) => format!(", operatore {o}"),
         (None, None) => String::new(),
     };
-    let talk = record.talk_secs().filter(|t| *t > 0).map(|t| format!(", conversazione {}", minutes(t))).unwrap_or_default();
+    let talk = record
+        .talk_secs()
+        .filter(|t| *t > 0)
+        .map(|t| format!(", conversazione {}", minutes(t)))
+        .unwrap_or_default();
     match (record.direction, record.outcome) {
         (Direction::Inbound, Some(CallOutcome::Answered)) => {
             format!("Chiamata ricevuta da {}{by}{talk}.", party(&record.from))
         }
         (Direction::Inbound, Some(CallOutcome::Abandoned)) => {
-            format!("Chiamata abbandonata da {}: ha riagganciato in attesa.", party(&record.from))
+            format!(
+                "Chiamata abbandonata da {}: ha riagganciato in attesa.",
+                party(&record.from)
+            )
         }
         (Direction::Inbound, Some(CallOutcome::Voicemail)) => {
             format!("Chiamata da {} finita in segreteria.", party(&record.from))
         }
-        (Direction::Inbound, _) => format!("Chiamata persa da {}: nessuna risposta.", party(&record.from)),
+        (Direction::Inbound, _) => format!(
+            "Chiamata persa da {}: nessuna risposta.",
+            party(&record.from)
+        ),
         (Direction::Outbound, Some(CallOutcome::Answered)) => {
             format!("Chiamata effettuata a {}{by}{talk}.", party(&record.to))
         }
@@ -1387,13 +1549,20 @@ fn parse_time(p: &mut Problems, field: &str, raw: Option<&str>) -> Option<DateTi
     )
 }
 
-fn page_params(p: &mut Problems, limit: Option<u64>, cursor: Option<&str>) -> (u64, Option<Cursor>) {
+fn page_params(
+    p: &mut Problems,
+    limit: Option<u64>,
+    cursor: Option<&str>,
+) -> (u64, Option<Cursor>) {
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         p.add("limit", "must be between 1 and 200");
     }
     let cursor = match cursor.filter(|c| !c.is_empty()) {
-        Some(c) => p.check("cursor", Cursor::decode(c).ok_or("is not a cursor returned by this API")),
+        Some(c) => p.check(
+            "cursor",
+            Cursor::decode(c).ok_or("is not a cursor returned by this API"),
+        ),
         None => None,
     };
     (limit, cursor)
@@ -1401,12 +1570,20 @@ fn page_params(p: &mut Problems, limit: Option<u64>, cursor: Option<&str>) -> (u
 
 fn call_filter(query: &CallQuery) -> Result<(CallFilter, u64, Option<Cursor>), ServiceError> {
     let mut p = Problems::default();
-    let mut f = CallFilter { citizen_id: query.citizen_id, ticket_id: query.ticket_id, ..Default::default() };
+    let mut f = CallFilter {
+        citizen_id: query.citizen_id,
+        ticket_id: query.ticket_id,
+        ..Default::default()
+    };
     if let Some(d) = query.direction.as_deref().filter(|s| !s.is_empty()) {
-        f.direction = p.check("direction", Direction::parse(d.trim())).map(|d| d.as_str().to_owned());
+        f.direction = p
+            .check("direction", Direction::parse(d.trim()))
+            .map(|d| d.as_str().to_owned());
     }
     if let Some(o) = query.outcome.as_deref().filter(|s| !s.is_empty()) {
-        f.outcome = p.check("outcome", CallOutcome::parse(o.trim())).map(|o| o.as_str().to_owned());
+        f.outcome = p
+            .check("outcome", CallOutcome::parse(o.trim()))
+            .map(|o| o.as_str().to_owned());
     }
     f.from = parse_time(&mut p, "from", query.from.as_deref());
     f.to = parse_time(&mut p, "to", query.to.as_deref());
@@ -1415,7 +1592,10 @@ fn call_filter(query: &CallQuery) -> Result<(CallFilter, u64, Option<Cursor>), S
     Ok((f, limit, cursor))
 }
 
-async fn call_views<C: ConnectionTrait>(conn: &C, rows: Vec<call::Model>) -> Result<Vec<CallView>, sea_orm::DbErr> {
+async fn call_views<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<call::Model>,
+) -> Result<Vec<CallView>, sea_orm::DbErr> {
     let mut operators: Vec<Uuid> = rows.iter().filter_map(|c| c.operator_id).collect();
     operators.sort();
     operators.dedup();
@@ -1433,8 +1613,11 @@ async fn call_views<C: ConnectionTrait>(conn: &C, rows: Vec<call::Model>) -> Res
     let mut cb_ids: Vec<Uuid> = rows.iter().filter_map(|c| c.callback_id).collect();
     cb_ids.sort();
     cb_ids.dedup();
-    let states: HashMap<Uuid, String> =
-        q::callbacks_by_ids(conn, &cb_ids).await?.into_iter().map(|c| (c.ticket_id, c.state)).collect();
+    let states: HashMap<Uuid, String> = q::callbacks_by_ids(conn, &cb_ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.ticket_id, c.state))
+        .collect();
     Ok(rows
         .into_iter()
         .map(|c| {
@@ -1442,12 +1625,18 @@ async fn call_views<C: ConnectionTrait>(conn: &C, rows: Vec<call::Model>) -> Res
             let outcome = parse_outcome(c.outcome.as_deref());
             let callback_state = match c.callback_id {
                 Some(cb) => states.get(&cb).cloned(),
-                None if needs_callback(direction, outcome) => {
-                    Some(if c.citizen_number.is_some() { "not_needed" } else { "impossible" }.to_owned())
-                }
+                None if needs_callback(direction, outcome) => Some(
+                    if c.citizen_number.is_some() {
+                        "not_needed"
+                    } else {
+                        "impossible"
+                    }
+                    .to_owned(),
+                ),
                 None => None,
             };
-            let withheld = c.from_party.as_deref() == Some("anonymous") && direction == Direction::Inbound;
+            let withheld =
+                c.from_party.as_deref() == Some("anonymous") && direction == Direction::Inbound;
             CallView {
                 id: c.id,
                 source: c.source,
@@ -1482,8 +1671,11 @@ async fn callback_views<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> Result<Vec<CallbackView>, sea_orm::DbErr> {
     let ids: Vec<Uuid> = rows.iter().map(|c| c.ticket_id).collect();
-    let tickets: HashMap<Uuid, ticket::Model> =
-        q::tickets_by_ids(conn, &ids).await?.into_iter().map(|t| (t.id, t)).collect();
+    let tickets: HashMap<Uuid, ticket::Model> = q::tickets_by_ids(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
     let mut citizen_ids: Vec<Uuid> = rows.iter().filter_map(|c| c.citizen_id).collect();
     citizen_ids.sort();
     citizen_ids.dedup();
@@ -1505,7 +1697,9 @@ async fn callback_views<C: ConnectionTrait>(
             CallbackView {
                 ticket_id: c.ticket_id,
                 ticket_number: t.map(|t| t.number.clone()).unwrap_or_default(),
-                ticket_status: t.and_then(|t| Status::parse(&t.status).ok()).unwrap_or(Status::New),
+                ticket_status: t
+                    .and_then(|t| Status::parse(&t.status).ok())
+                    .unwrap_or(Status::New),
                 number: c.number,
                 citizen_name: c.citizen_id.and_then(|id| names.get(&id).cloned()),
                 citizen_id: c.citizen_id,
@@ -1524,7 +1718,10 @@ async fn callback_views<C: ConnectionTrait>(
 }
 
 /// Call-backs whose ticket an operator resolved or closed are done.
-async fn settle_closed_callbacks<C: ConnectionTrait>(conn: &C, at: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+async fn settle_closed_callbacks<C: ConnectionTrait>(
+    conn: &C,
+    at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
     callback::Entity::update_many()
         .col_expr(callback::Column::State, Expr::value("done"))
         .col_expr(callback::Column::OpenNumber, Expr::value(Option::<String>::None))
@@ -1543,14 +1740,21 @@ async fn settle_closed_callbacks<C: ConnectionTrait>(conn: &C, at: DateTime<Utc>
 impl App {
     /// A page of the call log, newest first. Filtering by citizen or ticket is audited as a
     /// reading of their data.
-    pub async fn list_calls(&self, actor: &Actor, query: &CallQuery) -> Result<CallPage, ServiceError> {
+    pub async fn list_calls(
+        &self,
+        actor: &Actor,
+        query: &CallQuery,
+    ) -> Result<CallPage, ServiceError> {
         actor.require_operator()?;
         let (filter, limit, cursor) = call_filter(query)?;
         let read = &self.db().read;
         let (rows, next) = q::list_calls(read, &filter, cursor, limit).await?;
         let items = call_views(read, rows).await?;
         self.audit_call_read(actor, &filter).await?;
-        Ok(CallPage { items, next_cursor: next.map(|c| c.encode()) })
+        Ok(CallPage {
+            items,
+            next_cursor: next.map(|c| c.encode()),
+        })
     }
 
     /// How many calls match the filters.
@@ -1560,20 +1764,36 @@ impl App {
         Ok(q::count_calls(&self.db().read, &filter).await?)
     }
 
-    async fn audit_call_read(&self, actor: &Actor, filter: &CallFilter) -> Result<(), ServiceError> {
+    async fn audit_call_read(
+        &self,
+        actor: &Actor,
+        filter: &CallFilter,
+    ) -> Result<(), ServiceError> {
         let target = match (filter.citizen_id, filter.ticket_id) {
             (Some(c), _) => Some(("citizen.calls_viewed", "citizen", c)),
             (None, Some(t)) => Some(("ticket.calls_viewed", "ticket", t)),
             (None, None) => None,
         };
         if let Some((action, kind, id)) = target {
-            crate::audit::record(&self.db().write, Some(actor.id), action, kind, Some(id), None).await?;
+            crate::audit::record(
+                &self.db().write,
+                Some(actor.id),
+                action,
+                kind,
+                Some(id),
+                None,
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// The call-back queue: open call-backs by deadline, or done ones most recent first.
-    pub async fn list_callbacks(&self, actor: &Actor, query: &CallbackQuery) -> Result<CallbackPage, ServiceError> {
+    pub async fn list_callbacks(
+        &self,
+        actor: &Actor,
+        query: &CallbackQuery,
+    ) -> Result<CallbackPage, ServiceError> {
         actor.require_operator()?;
         actor.require_tier(Tier::FrontOffice)?;
         let mut p = Problems::default();
@@ -1591,7 +1811,10 @@ impl App {
         settle_closed_callbacks(&self.db().write, at).await?;
         let read = &self.db().read;
         let (rows, next) = q::list_callbacks(read, open, cursor, limit).await?;
-        Ok(CallbackPage { items: callback_views(read, rows, at).await?, next_cursor: next.map(|c| c.encode()) })
+        Ok(CallbackPage {
+            items: callback_views(read, rows, at).await?,
+            next_cursor: next.map(|c| c.encode()),
+        })
     }
 
     /// Records an attempt to call a citizen back; reaching them, or choosing to close, finishes
@@ -1604,7 +1827,12 @@ impl App {
     ) -> Result<CallbackView, ServiceError> {
         actor.require_operator()?;
         actor.require_tier(Tier::FrontOffice)?;
-        let note = match input.note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        let note = match input
+            .note
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
             Some(n) => Some(bounded(n, 1, 2000).map_err(|e| ServiceError::field("note", e))?),
             None => None,
         };
@@ -1622,14 +1850,21 @@ impl App {
                 cb.done_reason.as_deref().unwrap_or("closed")
             )));
         }
-        let t = ticket::Entity::find_by_id(ticket_id).one(&txn).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let t = ticket::Entity::find_by_id(ticket_id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("ticket"))?;
         let from = Status::parse(&t.status).unwrap_or(Status::New);
         cb.manual_attempts = cb.manual_attempts.saturating_add(1);
         let attempt = cb.call_attempts.saturating_add(cb.manual_attempts);
         let body = format!(
             "Tentativo di richiamata n. {attempt} verso {}: {}.{}",
             cb.number,
-            if input.reached { "cittadino raggiunto" } else { "cittadino non raggiunto" },
+            if input.reached {
+                "cittadino raggiunto"
+            } else {
+                "cittadino non raggiunto"
+            },
             note.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
         );
         let meta = json!({
@@ -1649,7 +1884,12 @@ impl App {
         };
         let entry_id = entry.id;
         q::insert_all(&txn, vec![entry]).await?;
-        let mut events = vec![DomainEvent::EntryAdded { ticket_id, entry_id, kind: EntryKind::Call, at }];
+        let mut events = vec![DomainEvent::EntryAdded {
+            ticket_id,
+            entry_id,
+            kind: EntryKind::Call,
+            at,
+        }];
         crate::audit::record(
             &txn,
             Some(actor.id),
@@ -1669,8 +1909,15 @@ impl App {
         cb.updated_at = at;
         if let Some(reason) = reason {
             mark_done(&mut cb, reason, at);
-            crate::audit::record(&txn, Some(actor.id), "callback.done", "ticket", Some(ticket_id), Some(json!({ "reason": reason })))
-                .await?;
+            crate::audit::record(
+                &txn,
+                Some(actor.id),
+                "callback.done",
+                "ticket",
+                Some(ticket_id),
+                Some(json!({ "reason": reason })),
+            )
+            .await?;
             if from.is_active() {
                 resolve_existing(&txn, ticket_id, from, at).await?;
                 let meta = json!({ "from": from, "to": Status::Resolved, "callback": reason });
@@ -1685,7 +1932,12 @@ impl App {
                     created_at: at,
                 };
                 q::insert_all(&txn, vec![system]).await?;
-                events.push(DomainEvent::TicketTransitioned { ticket_id, from, to: Status::Resolved, at });
+                events.push(DomainEvent::TicketTransitioned {
+                    ticket_id,
+                    from,
+                    to: Status::Resolved,
+                    at,
+                });
             }
         } else {
             ticket::Entity::update_many()
@@ -1695,7 +1947,11 @@ impl App {
                 .await?;
         }
         let am: callback::ActiveModel = callback::ActiveModel::from(cb.clone()).reset_all();
-        callback::Entity::update_many().set(am).filter(callback::Column::TicketId.eq(ticket_id)).exec(&txn).await?;
+        callback::Entity::update_many()
+            .set(am)
+            .filter(callback::Column::TicketId.eq(ticket_id))
+            .exec(&txn)
+            .await?;
         let view = callback_views(&txn, vec![cb], at).await?.remove(0);
         txn.commit().await?;
         self.bus().publish_all(events);
@@ -1704,11 +1960,21 @@ impl App {
 
     /// Adds an operator's note about a call to the call's ticket, recording the call's outcome
     /// when given.
-    pub async fn add_call_note(&self, actor: &Actor, call_id: Uuid, input: CallNote) -> Result<EntryView, ServiceError> {
+    pub async fn add_call_note(
+        &self,
+        actor: &Actor,
+        call_id: Uuid,
+        input: CallNote,
+    ) -> Result<EntryView, ServiceError> {
         actor.require_operator()?;
         let mut p = Problems::default();
         let body = p.check("body", bounded(&input.body, 1, 20_000));
-        let result = match input.result.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        let result = match input
+            .result
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
             Some(r) => p.check("result", bounded(r, 1, 200)),
             None => None,
         };
@@ -1716,13 +1982,19 @@ impl App {
         let body = body.unwrap_or_default();
         let at = now();
         let txn = self.db().write.begin().await?;
-        let c = call::Entity::find_by_id(call_id).one(&txn).await?.ok_or(ServiceError::NotFound("call"))?;
+        let c = call::Entity::find_by_id(call_id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("call"))?;
         let Some(ticket_id) = c.ticket_id else {
             return Err(ServiceError::Conflict(
                 "this call is on no ticket (a withheld or internal call nobody answered): nothing to note it on".into(),
             ));
         };
-        let t = ticket::Entity::find_by_id(ticket_id).one(&txn).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let t = ticket::Entity::find_by_id(ticket_id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("ticket"))?;
         actor.require_tier(Tier::parse(&t.tier).unwrap_or(Tier::FrontOffice))?;
         let meta = json!({ "call": call_id, "result": result });
         let entry = ticket_entry::Model {
@@ -1749,10 +2021,22 @@ impl App {
             .filter(ticket::Column::Id.eq(ticket_id))
             .exec(&txn)
             .await?;
-        crate::audit::record(&txn, Some(actor.id), "ticket.note_added", "ticket", Some(ticket_id), Some(json!({ "call": call_id })))
-            .await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "ticket.note_added",
+            "ticket",
+            Some(ticket_id),
+            Some(json!({ "call": call_id })),
+        )
+        .await?;
         txn.commit().await?;
-        self.bus().publish_all(vec![DomainEvent::EntryAdded { ticket_id, entry_id: entry.id, kind: EntryKind::Note, at }]);
+        self.bus().publish_all(vec![DomainEvent::EntryAdded {
+            ticket_id,
+            entry_id: entry.id,
+            kind: EntryKind::Note,
+            at,
+        }]);
         Ok(EntryView {
             id: entry.id,
             kind: EntryKind::Note,

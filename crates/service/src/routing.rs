@@ -18,10 +18,12 @@ use sportello_domain::calendar::BusinessCalendar;
 use sportello_domain::event::DomainEvent;
 use sportello_domain::{Channel, EntryKind, Priority, Role, Status, Tier};
 use sportello_routing::{
-    AssignmentIndex, Decision, Explanation, OperatorState, Presence, RoutingConfig,
-    RoutingProfile, SlaClock, SlaSnapshot, TicketFacts, WaitingTicket,
+    AssignmentIndex, Decision, Explanation, OperatorState, Presence, RoutingConfig, RoutingProfile,
+    SlaClock, SlaSnapshot, TicketFacts, WaitingTicket,
 };
-use sportello_store::entities::{operator_profile, setting, ticket, ticket_entry, ticket_routing, user};
+use sportello_store::entities::{
+    operator_profile, setting, ticket, ticket_entry, ticket_routing, user,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -50,7 +52,8 @@ pub(crate) struct RoutingRuntime {
 
 impl RoutingRuntime {
     pub(crate) fn new(calendar: BusinessCalendar) -> Result<RoutingRuntime, ServiceError> {
-        let config = RoutingConfig::builtin().map_err(|e| ServiceError::Internal(format!("built-in routing: {e}")))?;
+        let config = RoutingConfig::builtin()
+            .map_err(|e| ServiceError::Internal(format!("built-in routing: {e}")))?;
         Ok(RoutingRuntime {
             config: RwLock::new(Arc::new(config)),
             loaded_version: RwLock::new(None),
@@ -60,7 +63,10 @@ impl RoutingRuntime {
     }
 
     pub(crate) fn config(&self) -> Arc<RoutingConfig> {
-        self.config.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     fn set_config(&self, c: RoutingConfig, version: Option<DateTime<Utc>>) {
@@ -96,7 +102,8 @@ fn on_shift(shifts: &[Shift], calendar: &BusinessCalendar, at: DateTime<Utc>) ->
     }
     let local = at.with_timezone(&calendar.timezone());
     let day = DAYS[local.weekday().num_days_from_monday() as usize];
-    let t = NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second()).unwrap_or_default();
+    let t =
+        NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second()).unwrap_or_default();
     shifts.iter().any(|s| {
         s.days.iter().any(|d| d == day)
             && matches!((parse_hhmm(&s.start), parse_hhmm(&s.end)), (Some(a), Some(b)) if a <= t && t < b)
@@ -167,7 +174,10 @@ pub(crate) fn decorate(v: &mut TicketView, r: Option<&ticket_routing::Model>, no
         v.sla = Some(clock.snapshot(now).into());
     }
     if v.assignee_id.is_none() && v.status.is_active() {
-        v.waiting_reason = r.waiting_reason.as_deref().and_then(|w| serde_json::from_str(w).ok());
+        v.waiting_reason = r
+            .waiting_reason
+            .as_deref()
+            .and_then(|w| serde_json::from_str(w).ok());
     }
 }
 
@@ -198,13 +208,19 @@ fn routing_row(
 }
 
 fn earliest_due(s: &SlaSnapshot) -> Option<DateTime<Utc>> {
-    [s.first_response_due, s.next_response_due, s.resolution_due].into_iter().flatten().min()
+    [s.first_response_due, s.next_response_due, s.resolution_due]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// What happened to a ticket that its SLA clock must hear about.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum SlaEvent {
-    Transition { from: Status, to: Status },
+    Transition {
+        from: Status,
+        to: Status,
+    },
     /// An answer to the citizen (reply, call).
     Responded,
     /// A new message from the citizen.
@@ -220,7 +236,10 @@ pub(crate) async fn sla_event<C: ConnectionTrait>(
     event: SlaEvent,
     at: DateTime<Utc>,
 ) -> Result<Option<SlaSnapshot>, ServiceError> {
-    let Some(row) = ticket_routing::Entity::find_by_id(ticket_id).one(txn).await? else {
+    let Some(row) = ticket_routing::Entity::find_by_id(ticket_id)
+        .one(txn)
+        .await?
+    else {
         return Ok(None);
     };
     let Ok(mut clock) = serde_json::from_str::<SlaClock>(&row.sla_clock) else {
@@ -228,10 +247,22 @@ pub(crate) async fn sla_event<C: ConnectionTrait>(
     };
     // Events that do not apply (e.g. resuming a clock that is not paused) change nothing.
     let _ = match event {
-        SlaEvent::Transition { to: Status::WaitingCitizen, .. } => clock.pause(at, calendar),
-        SlaEvent::Transition { from: Status::WaitingCitizen, to } if to.is_active() => clock.resume(at, calendar),
-        SlaEvent::Transition { to: Status::Resolved, .. } => clock.resolved(at, calendar),
-        SlaEvent::Transition { from: Status::Resolved, to: Status::Open } => clock.reopened(at, calendar),
+        SlaEvent::Transition {
+            to: Status::WaitingCitizen,
+            ..
+        } => clock.pause(at, calendar),
+        SlaEvent::Transition {
+            from: Status::WaitingCitizen,
+            to,
+        } if to.is_active() => clock.resume(at, calendar),
+        SlaEvent::Transition {
+            to: Status::Resolved,
+            ..
+        } => clock.resolved(at, calendar),
+        SlaEvent::Transition {
+            from: Status::Resolved,
+            to: Status::Open,
+        } => clock.reopened(at, calendar),
         SlaEvent::Transition { .. } => Ok(()),
         SlaEvent::Responded => clock.responded(at, calendar),
         SlaEvent::CitizenWrote => clock.citizen_wrote(at, calendar),
@@ -239,8 +270,14 @@ pub(crate) async fn sla_event<C: ConnectionTrait>(
     let snap = clock.snapshot(at);
     ticket_routing::Entity::update_many()
         .col_expr(ticket_routing::Column::SlaClock, Expr::value(json(&clock)))
-        .col_expr(ticket_routing::Column::SlaState, Expr::value(snap.state.as_str()))
-        .col_expr(ticket_routing::Column::NextCheckAt, Expr::value(snap.next_check_at))
+        .col_expr(
+            ticket_routing::Column::SlaState,
+            Expr::value(snap.state.as_str()),
+        )
+        .col_expr(
+            ticket_routing::Column::NextCheckAt,
+            Expr::value(snap.next_check_at),
+        )
         .col_expr(ticket_routing::Column::UpdatedAt, Expr::value(at))
         .filter(ticket_routing::Column::TicketId.eq(ticket_id))
         .exec(txn)
@@ -284,13 +321,24 @@ async fn load_profiles<C: ConnectionTrait>(
     let users: HashMap<Uuid, user::Model> = if ids.is_empty() {
         HashMap::new()
     } else {
-        user::Entity::find().filter(user::Column::Id.is_in(ids)).all(conn).await?.into_iter().map(|u| (u.id, u)).collect()
+        user::Entity::find()
+            .filter(user::Column::Id.is_in(ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect()
     };
-    Ok(profiles.into_iter().filter_map(|p| users.get(&p.user_id).cloned().map(|u| (p, u))).collect())
+    Ok(profiles
+        .into_iter()
+        .filter_map(|p| users.get(&p.user_id).cloned().map(|u| (p, u)))
+        .collect())
 }
 
 /// Work held per operator and channel.
-async fn loads<C: ConnectionTrait>(conn: &C) -> Result<HashMap<Uuid, BTreeMap<Channel, u32>>, sea_orm::DbErr> {
+async fn loads<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<HashMap<Uuid, BTreeMap<Channel, u32>>, sea_orm::DbErr> {
     let rows: Vec<(Option<Uuid>, String, i64)> = ticket::Entity::find()
         .select_only()
         .column(ticket::Column::AssigneeId)
@@ -321,7 +369,10 @@ fn profile_of(p: &operator_profile::Model) -> RoutingProfile {
 }
 
 fn shifts_of(p: &operator_profile::Model) -> Vec<Shift> {
-    p.shifts.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
+    p.shifts
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
 }
 
 fn operator_state(
@@ -336,7 +387,15 @@ fn operator_state(
         on_shift: on_shift(&shifts_of(p), calendar, at),
         presence: Presence::parse(&p.presence).unwrap_or(Presence::Offline),
         last_assigned_at: p.last_assigned_at,
-        idle_since: if busy { None } else { Some(p.last_assigned_at.unwrap_or(p.presence_since).max(p.presence_since)) },
+        idle_since: if busy {
+            None
+        } else {
+            Some(
+                p.last_assigned_at
+                    .unwrap_or(p.presence_since)
+                    .max(p.presence_since),
+            )
+        },
         load,
         ..OperatorState::new(p.user_id, profile_of(p))
     }
@@ -389,14 +448,21 @@ impl App {
     }
 
     async fn reload_rules_if_changed(&self) -> Result<(), ServiceError> {
-        let Some(row) = setting::Entity::find_by_id(RULES_KEY).one(&self.db().read).await? else { return Ok(()) };
+        let Some(row) = setting::Entity::find_by_id(RULES_KEY)
+            .one(&self.db().read)
+            .await?
+        else {
+            return Ok(());
+        };
         let loaded = self.routing().loaded_version.read().ok().and_then(|v| *v);
         if loaded == Some(row.updated_at) {
             return Ok(());
         }
         match RoutingConfig::from_toml(&row.value) {
             Ok(c) => self.routing().set_config(c, Some(row.updated_at)),
-            Err(e) => tracing::error!(error = %e, "stored routing rules are invalid; keeping the previous ones"),
+            Err(e) => {
+                tracing::error!(error = %e, "stored routing rules are invalid; keeping the previous ones")
+            }
         }
         Ok(())
     }
@@ -404,7 +470,9 @@ impl App {
     /// Gives every ticket without a routing decision one: rules, SLA clock, queue entry.
     async fn route_new_tickets(&self) -> Result<(), ServiceError> {
         let read = &self.db().read;
-        let routed = ticket_routing::Entity::find().select_only().column(ticket_routing::Column::TicketId);
+        let routed = ticket_routing::Entity::find()
+            .select_only()
+            .column(ticket_routing::Column::TicketId);
         let pending = ticket::Entity::find()
             .filter(ticket::Column::Id.not_in_subquery(sea_orm::QueryTrait::into_query(routed)))
             .filter(ticket::Column::Status.is_not_in(["resolved", "closed"]))
@@ -431,23 +499,37 @@ impl App {
         let at = now();
         let txn = self.db().write.begin().await?;
         for t in pending {
-            let mut facts = TicketFacts::new(Channel::parse(&t.channel).unwrap_or(Channel::Internal));
+            let mut facts =
+                TicketFacts::new(Channel::parse(&t.channel).unwrap_or(Channel::Internal));
             facts.category = t.category.clone();
             facts.measure = t.measure.clone();
             facts.subject = t.subject.clone();
             facts.body = firsts.get(&t.id).cloned().unwrap_or_default();
             facts.citizen_flags = serde_json::from_str(&t.tags).unwrap_or_default();
             let d = config.rules.evaluate(&facts);
-            let Some(policy) = config.sla.get(&d.sla_policy) else { continue };
+            let Some(policy) = config.sla.get(&d.sla_policy) else {
+                continue;
+            };
             let clock = SlaClock::start(policy, t.created_at, calendar);
             let snap = clock.snapshot(at);
             // Rules may send a ticket to the back office; they never pull one out of it.
-            let tier = if t.tier == Tier::FrontOffice.as_str() { d.tier } else { Tier::parse(&t.tier).unwrap_or(d.tier) };
-            let priority = Priority::parse(&t.priority).unwrap_or_default().max(d.priority);
-            let res = ticket_routing::Entity::insert(routing_row(t.id, &d, &clock, at, t.created_at))
-                .on_conflict(sea_orm::sea_query::OnConflict::column(ticket_routing::Column::TicketId).do_nothing().to_owned())
-                .exec_without_returning(&txn)
-                .await?;
+            let tier = if t.tier == Tier::FrontOffice.as_str() {
+                d.tier
+            } else {
+                Tier::parse(&t.tier).unwrap_or(d.tier)
+            };
+            let priority = Priority::parse(&t.priority)
+                .unwrap_or_default()
+                .max(d.priority);
+            let res =
+                ticket_routing::Entity::insert(routing_row(t.id, &d, &clock, at, t.created_at))
+                    .on_conflict(
+                        sea_orm::sea_query::OnConflict::column(ticket_routing::Column::TicketId)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&txn)
+                    .await?;
             if res == 0 {
                 continue; // another instance routed it meanwhile
             }
@@ -477,14 +559,26 @@ impl App {
         let mut events = Vec::new();
         let txn = self.db().write.begin().await?;
         for r in due {
-            let Ok(clock) = serde_json::from_str::<SlaClock>(&r.sla_clock) else { continue };
+            let Ok(clock) = serde_json::from_str::<SlaClock>(&r.sla_clock) else {
+                continue;
+            };
             let snap = clock.snapshot(at);
             if snap.state.as_str() != r.sla_state {
-                events.push(DomainEvent::SlaChanged { ticket_id: r.ticket_id, state: snap.state.as_str().to_owned(), at });
+                events.push(DomainEvent::SlaChanged {
+                    ticket_id: r.ticket_id,
+                    state: snap.state.as_str().to_owned(),
+                    at,
+                });
             }
             ticket_routing::Entity::update_many()
-                .col_expr(ticket_routing::Column::SlaState, Expr::value(snap.state.as_str()))
-                .col_expr(ticket_routing::Column::NextCheckAt, Expr::value(snap.next_check_at))
+                .col_expr(
+                    ticket_routing::Column::SlaState,
+                    Expr::value(snap.state.as_str()),
+                )
+                .col_expr(
+                    ticket_routing::Column::NextCheckAt,
+                    Expr::value(snap.next_check_at),
+                )
                 .filter(ticket_routing::Column::TicketId.eq(r.ticket_id))
                 .exec(&txn)
                 .await?;
@@ -501,15 +595,25 @@ impl App {
         let at = now();
         let txn = self.db().write.begin().await?;
         if txn.get_database_backend() == DatabaseBackend::Postgres {
-            txn.execute_raw(Statement::from_string(DatabaseBackend::Postgres, format!("SELECT pg_advisory_xact_lock({ASSIGN_LOCK})")))
-                .await?;
+            txn.execute_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                format!("SELECT pg_advisory_xact_lock({ASSIGN_LOCK})"),
+            ))
+            .await?;
         }
         let profiles = load_profiles(&txn).await?;
         let mut loads = loads(&txn).await?;
         let operators: Vec<OperatorState> = profiles
             .iter()
             .filter(|(_, u)| u.active)
-            .map(|(p, _)| operator_state(p, loads.remove(&p.user_id).unwrap_or_default(), calendar, at))
+            .map(|(p, _)| {
+                operator_state(
+                    p,
+                    loads.remove(&p.user_id).unwrap_or_default(),
+                    calendar,
+                    at,
+                )
+            })
             .collect();
         let waiting_tickets = ticket::Entity::find()
             .filter(ticket::Column::Status.eq(Status::New.as_str()))
@@ -518,9 +622,18 @@ impl App {
             .limit(MAX_WAITING)
             .all(&txn)
             .await?;
-        let mut routing_rows = routing_of(&txn, &waiting_tickets.iter().map(|t| t.id).collect::<Vec<_>>()).await?;
-        let waiting_rows: Vec<(ticket::Model, Option<ticket_routing::Model>)> =
-            waiting_tickets.into_iter().map(|t| { let r = routing_rows.remove(&t.id); (t, r) }).collect();
+        let mut routing_rows = routing_of(
+            &txn,
+            &waiting_tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
+        )
+        .await?;
+        let waiting_rows: Vec<(ticket::Model, Option<ticket_routing::Model>)> = waiting_tickets
+            .into_iter()
+            .map(|t| {
+                let r = routing_rows.remove(&t.id);
+                (t, r)
+            })
+            .collect();
         let waiting: Vec<(WaitingTicket, ticket_routing::Model)> = waiting_rows
             .into_iter()
             .filter_map(|(t, r)| {
@@ -542,13 +655,19 @@ impl App {
         let tickets: Vec<WaitingTicket> = waiting.iter().map(|(w, _)| w.clone()).collect();
         let mut index = AssignmentIndex::new(&operators, &config.assignment);
         let plan = index.plan(&tickets, at);
-        let names: HashMap<Uuid, String> = profiles.iter().map(|(p, u)| (p.user_id, u.name.clone())).collect();
+        let names: HashMap<Uuid, String> = profiles
+            .iter()
+            .map(|(p, u)| (p.user_id, u.name.clone()))
+            .collect();
         let mut events = Vec::new();
         let mut assigned = std::collections::HashSet::new();
         for a in &plan {
             let res = ticket::Entity::update_many()
                 .col_expr(ticket::Column::AssigneeId, Expr::value(a.operator_id))
-                .col_expr(ticket::Column::Status, Expr::value(Status::Assigned.as_str()))
+                .col_expr(
+                    ticket::Column::Status,
+                    Expr::value(Status::Assigned.as_str()),
+                )
                 .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
                 .filter(ticket::Column::Id.eq(a.ticket_id))
                 .filter(ticket::Column::AssigneeId.is_null())
@@ -559,12 +678,25 @@ impl App {
                 continue;
             }
             assigned.insert(a.ticket_id);
-            let Some((w, r)) = waiting.iter().find(|(w, _)| w.id == a.ticket_id) else { continue };
+            let Some((w, r)) = waiting.iter().find(|(w, _)| w.id == a.ticket_id) else {
+                continue;
+            };
             let who = names.get(&a.operator_id).cloned().unwrap_or_default();
             let meta = serde_json::json!({ "assignee_id": a.operator_id, "rule": r.rule, "overflow_stage": a.overflow_stage, "by": "router" });
-            crate::tickets::insert_system_entry(&txn, a.ticket_id, None, format!("assegnato a {who}"), meta, at).await?;
+            crate::tickets::insert_system_entry(
+                &txn,
+                a.ticket_id,
+                None,
+                format!("assegnato a {who}"),
+                meta,
+                at,
+            )
+            .await?;
             ticket_routing::Entity::update_many()
-                .col_expr(ticket_routing::Column::WaitingReason, Expr::value(Option::<String>::None))
+                .col_expr(
+                    ticket_routing::Column::WaitingReason,
+                    Expr::value(Option::<String>::None),
+                )
                 .filter(ticket_routing::Column::TicketId.eq(a.ticket_id))
                 .exec(&txn)
                 .await?;
@@ -573,7 +705,12 @@ impl App {
                 .filter(operator_profile::Column::UserId.eq(a.operator_id))
                 .exec(&txn)
                 .await?;
-            events.push(DomainEvent::TicketAssigned { ticket_id: a.ticket_id, assignee_id: Some(a.operator_id), tier: w.tier, at });
+            events.push(DomainEvent::TicketAssigned {
+                ticket_id: a.ticket_id,
+                assignee_id: Some(a.operator_id),
+                tier: w.tier,
+                at,
+            });
         }
         // The reason each remaining ticket waits, written only when it changed.
         for (w, r) in waiting.iter().filter(|(w, _)| !assigned.contains(&w.id)) {
@@ -593,9 +730,16 @@ impl App {
     }
 
     /// Sets an operator's tiers, skills and capacity (supervisors and admins).
-    pub async fn set_routing_profile(&self, actor: &Actor, user_id: Uuid, profile: RoutingProfile) -> Result<OperatorView, ServiceError> {
+    pub async fn set_routing_profile(
+        &self,
+        actor: &Actor,
+        user_id: Uuid,
+        profile: RoutingProfile,
+    ) -> Result<OperatorView, ServiceError> {
         actor.require_any(&[Role::Supervisor, Role::Admin])?;
-        profile.validate().map_err(|e| ServiceError::field(e.field, e.message))?;
+        profile
+            .validate()
+            .map_err(|e| ServiceError::field(e.field, e.message))?;
         self.upsert_profile(actor, user_id, |p| {
             p.tiers = Set(json(&profile.tiers));
             p.skills = Set(json(&profile.skills));
@@ -606,11 +750,17 @@ impl App {
 
     /// Sets an operator's presence (the operator, or a supervisor). Going on break or offline
     /// hands back tickets assigned but not yet started.
-    pub async fn set_presence(&self, actor: &Actor, user_id: Uuid, state: &str) -> Result<OperatorView, ServiceError> {
+    pub async fn set_presence(
+        &self,
+        actor: &Actor,
+        user_id: Uuid,
+        state: &str,
+    ) -> Result<OperatorView, ServiceError> {
         if actor.id != user_id {
             actor.require_any(&[Role::Supervisor, Role::Admin])?;
         }
-        let presence = Presence::parse(state.trim()).map_err(|e| ServiceError::field("state", e.to_string()))?;
+        let presence = Presence::parse(state.trim())
+            .map_err(|e| ServiceError::field("state", e.to_string()))?;
         let at = now();
         let view = self
             .upsert_profile(actor, user_id, |p| {
@@ -625,7 +775,12 @@ impl App {
         Ok(view)
     }
 
-    async fn release_unstarted(&self, actor: &Actor, user_id: Uuid, presence: Presence) -> Result<(), ServiceError> {
+    async fn release_unstarted(
+        &self,
+        actor: &Actor,
+        user_id: Uuid,
+        presence: Presence,
+    ) -> Result<(), ServiceError> {
         let at = now();
         let txn = self.db().write.begin().await?;
         let held = ticket::Entity::find()
@@ -636,7 +791,10 @@ impl App {
         let mut events = Vec::new();
         for t in held {
             let res = ticket::Entity::update_many()
-                .col_expr(ticket::Column::AssigneeId, Expr::value(Option::<Uuid>::None))
+                .col_expr(
+                    ticket::Column::AssigneeId,
+                    Expr::value(Option::<Uuid>::None),
+                )
                 .col_expr(ticket::Column::Status, Expr::value(Status::New.as_str()))
                 .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
                 .filter(ticket::Column::Id.eq(t.id))
@@ -648,10 +806,31 @@ impl App {
                 continue;
             }
             let meta = serde_json::json!({ "released_by": presence.as_str(), "previous_assignee": user_id });
-            crate::tickets::insert_system_entry(&txn, t.id, Some(actor.id), "rimesso in coda: operatore non disponibile".into(), meta, at).await?;
-            crate::audit::record(&txn, Some(actor.id), "ticket.released", "ticket", Some(t.id), None).await?;
+            crate::tickets::insert_system_entry(
+                &txn,
+                t.id,
+                Some(actor.id),
+                "rimesso in coda: operatore non disponibile".into(),
+                meta,
+                at,
+            )
+            .await?;
+            crate::audit::record(
+                &txn,
+                Some(actor.id),
+                "ticket.released",
+                "ticket",
+                Some(t.id),
+                None,
+            )
+            .await?;
             let tier = Tier::parse(&t.tier).unwrap_or(Tier::FrontOffice);
-            events.push(DomainEvent::TicketAssigned { ticket_id: t.id, assignee_id: None, tier, at });
+            events.push(DomainEvent::TicketAssigned {
+                ticket_id: t.id,
+                assignee_id: None,
+                tier,
+                at,
+            });
         }
         txn.commit().await?;
         self.bus().publish_all(events);
@@ -659,12 +838,20 @@ impl App {
     }
 
     /// Sets an operator's weekly shifts; none means always on shift.
-    pub async fn set_shifts(&self, actor: &Actor, user_id: Uuid, shifts: Vec<Shift>) -> Result<OperatorView, ServiceError> {
+    pub async fn set_shifts(
+        &self,
+        actor: &Actor,
+        user_id: Uuid,
+        shifts: Vec<Shift>,
+    ) -> Result<OperatorView, ServiceError> {
         actor.require_any(&[Role::Supervisor, Role::Admin])?;
         let mut p = Problems::default();
         for (i, s) in shifts.iter().enumerate() {
             if s.days.is_empty() || s.days.iter().any(|d| !DAYS.contains(&d.as_str())) {
-                p.add(format!("shifts[{i}].days"), "use day names mon, tue, wed, thu, fri, sat, sun");
+                p.add(
+                    format!("shifts[{i}].days"),
+                    "use day names mon, tue, wed, thu, fri, sat, sun",
+                );
             }
             match (parse_hhmm(&s.start), parse_hhmm(&s.end)) {
                 (Some(a), Some(b)) if a < b => {}
@@ -674,7 +861,9 @@ impl App {
             }
         }
         p.finish()?;
-        let view = self.upsert_profile(actor, user_id, |p| p.shifts = Set(Some(json(&shifts)))).await?;
+        let view = self
+            .upsert_profile(actor, user_id, |p| p.shifts = Set(Some(json(&shifts))))
+            .await?;
         self.wake_router();
         Ok(view)
     }
@@ -687,19 +876,34 @@ impl App {
     ) -> Result<OperatorView, ServiceError> {
         let at = now();
         let txn = self.db().write.begin().await?;
-        let u = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or(ServiceError::NotFound("user"))?;
-        let existing = operator_profile::Entity::find_by_id(user_id).one(&txn).await?;
+        let u = user::Entity::find_by_id(user_id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        let existing = operator_profile::Entity::find_by_id(user_id)
+            .one(&txn)
+            .await?;
         let is_new = existing.is_none();
         let mut am: operator_profile::ActiveModel = match existing {
             Some(p) => p.into(),
             None => {
                 // A new profile starts from the tiers the user's roles give, offline.
-                let roles: Vec<Role> = u.roles.split(',').filter_map(|r| Role::parse(r).ok()).collect();
+                let roles: Vec<Role> = u
+                    .roles
+                    .split(',')
+                    .filter_map(|r| Role::parse(r).ok())
+                    .collect();
                 operator_profile::ActiveModel {
                     user_id: Set(user_id),
                     tiers: Set(json(&sportello_domain::user::tiers_of(&roles))),
                     skills: Set("{}".into()),
-                    capacity: Set(json(&BTreeMap::from([(Channel::Email, 8u32), (Channel::Phone, 1), (Channel::Counter, 1), (Channel::Web, 8), (Channel::Internal, 8)]))),
+                    capacity: Set(json(&BTreeMap::from([
+                        (Channel::Email, 8u32),
+                        (Channel::Phone, 1),
+                        (Channel::Counter, 1),
+                        (Channel::Web, 8),
+                        (Channel::Internal, 8),
+                    ]))),
                     presence: Set(Presence::Offline.as_str().into()),
                     presence_since: Set(at),
                     last_assigned_at: Set(None),
@@ -711,21 +915,37 @@ impl App {
         change(&mut am);
         am.updated_at = Set(at);
         if is_new {
-            operator_profile::Entity::insert(am).exec_without_returning(&txn).await?;
+            operator_profile::Entity::insert(am)
+                .exec_without_returning(&txn)
+                .await?;
         } else {
             operator_profile::Entity::update(am).exec(&txn).await?;
         }
-        crate::audit::record(&txn, Some(actor.id), "operator.updated", "user", Some(user_id), None).await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "operator.updated",
+            "user",
+            Some(user_id),
+            None,
+        )
+        .await?;
         txn.commit().await?;
         self.wake_router();
         self.operator_view(user_id).await
     }
 
     async fn operator_view(&self, user_id: Uuid) -> Result<OperatorView, ServiceError> {
-        self.list_operators_inner(Some(user_id)).await?.pop().ok_or(ServiceError::NotFound("operator"))
+        self.list_operators_inner(Some(user_id))
+            .await?
+            .pop()
+            .ok_or(ServiceError::NotFound("operator"))
     }
 
-    async fn list_operators_inner(&self, only: Option<Uuid>) -> Result<Vec<OperatorView>, ServiceError> {
+    pub(crate) async fn list_operators_inner(
+        &self,
+        only: Option<Uuid>,
+    ) -> Result<Vec<OperatorView>, ServiceError> {
         let read = &self.db().read;
         let mut loads = loads(read).await?;
         let at = now();
@@ -742,7 +962,12 @@ impl App {
                 presence_since: p.presence_since,
                 on_shift: on_shift(&shifts_of(&p), &self.routing().calendar, at),
                 shifts: shifts_of(&p),
-                load: loads.remove(&p.user_id).unwrap_or_default().into_iter().map(|(c, n)| (c.as_str().to_owned(), n)).collect(),
+                load: loads
+                    .remove(&p.user_id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(c, n)| (c.as_str().to_owned(), n))
+                    .collect(),
             })
             .collect();
         out.sort_by(|a, b| a.username.cmp(&b.username));
@@ -756,7 +981,11 @@ impl App {
     }
 
     /// Which rule a ticket like this would hit, and why the earlier ones did not.
-    pub fn routing_dry_run(&self, actor: &Actor, facts: TicketFacts) -> Result<DryRun, ServiceError> {
+    pub fn routing_dry_run(
+        &self,
+        actor: &Actor,
+        facts: TicketFacts,
+    ) -> Result<DryRun, ServiceError> {
         actor.require_operator()?;
         let Explanation { decision, tried } = self.routing().config().rules.explain(&facts);
         Ok(DryRun {
@@ -765,44 +994,83 @@ impl App {
             skills: decision.skills,
             priority: decision.priority.as_str().to_owned(),
             sla_policy: decision.sla_policy,
-            tried: tried.iter().filter(|t| !t.matched).map(|t| serde_json::to_value(t).unwrap_or_default()).collect(),
+            tried: tried
+                .iter()
+                .filter(|t| !t.matched)
+                .map(|t| serde_json::to_value(t).unwrap_or_default())
+                .collect(),
         })
     }
 
     /// The routing file in force.
     pub async fn routing_rules(&self, actor: &Actor) -> Result<RulesDocument, ServiceError> {
         actor.require_any(&[Role::Supervisor, Role::Admin])?;
-        let stored = setting::Entity::find_by_id(RULES_KEY).one(&self.db().read).await?;
+        let stored = setting::Entity::find_by_id(RULES_KEY)
+            .one(&self.db().read)
+            .await?;
         Ok(match stored {
-            Some(s) => RulesDocument { toml: s.value, updated_at: Some(s.updated_at) },
-            None => RulesDocument { toml: sportello_routing::DEFAULT_ROUTING_TOML.to_owned(), updated_at: None },
+            Some(s) => RulesDocument {
+                toml: s.value,
+                updated_at: Some(s.updated_at),
+            },
+            None => RulesDocument {
+                toml: sportello_routing::DEFAULT_ROUTING_TOML.to_owned(),
+                updated_at: None,
+            },
         })
     }
 
     /// Replaces the routing file after validating all of it (admins). Existing tickets keep
     /// their decisions; their SLA deadlines follow the new policies.
-    pub async fn replace_routing_rules(&self, actor: &Actor, doc: RulesDocument) -> Result<RulesDocument, ServiceError> {
+    pub async fn replace_routing_rules(
+        &self,
+        actor: &Actor,
+        doc: RulesDocument,
+    ) -> Result<RulesDocument, ServiceError> {
         actor.require_any(&[Role::Admin])?;
-        let config = RoutingConfig::from_toml(&doc.toml).map_err(|e| ServiceError::field("toml", e.to_string()))?;
+        let config = RoutingConfig::from_toml(&doc.toml)
+            .map_err(|e| ServiceError::field("toml", e.to_string()))?;
         let at = now();
         let txn = self.db().write.begin().await?;
-        let am = setting::ActiveModel { key: Set(RULES_KEY.into()), value: Set(doc.toml.clone()), updated_by: Set(Some(actor.id)), updated_at: Set(at) };
+        let am = setting::ActiveModel {
+            key: Set(RULES_KEY.into()),
+            value: Set(doc.toml.clone()),
+            updated_by: Set(Some(actor.id)),
+            updated_at: Set(at),
+        };
         setting::Entity::insert(am)
             .on_conflict(
                 sea_orm::sea_query::OnConflict::column(setting::Column::Key)
-                    .update_columns([setting::Column::Value, setting::Column::UpdatedBy, setting::Column::UpdatedAt])
+                    .update_columns([
+                        setting::Column::Value,
+                        setting::Column::UpdatedBy,
+                        setting::Column::UpdatedAt,
+                    ])
                     .to_owned(),
             )
             .exec_without_returning(&txn)
             .await?;
-        crate::audit::record(&txn, Some(actor.id), "routing.rules_replaced", "settings", None, None).await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "routing.rules_replaced",
+            "settings",
+            None,
+            None,
+        )
+        .await?;
         // Deadlines are recomputed when a policy changes.
         let open = ticket_routing::Entity::find()
             .filter(ticket_routing::Column::SlaState.ne("resolved"))
             .all(&txn)
             .await?;
         for r in open {
-            let (Ok(mut clock), Some(policy)) = (serde_json::from_str::<SlaClock>(&r.sla_clock), config.sla.get(&r.sla_policy)) else { continue };
+            let (Ok(mut clock), Some(policy)) = (
+                serde_json::from_str::<SlaClock>(&r.sla_clock),
+                config.sla.get(&r.sla_policy),
+            ) else {
+                continue;
+            };
             if clock.policy() == policy {
                 continue;
             }
@@ -810,8 +1078,14 @@ impl App {
             let snap = clock.snapshot(at);
             ticket_routing::Entity::update_many()
                 .col_expr(ticket_routing::Column::SlaClock, Expr::value(json(&clock)))
-                .col_expr(ticket_routing::Column::SlaState, Expr::value(snap.state.as_str()))
-                .col_expr(ticket_routing::Column::NextCheckAt, Expr::value(snap.next_check_at))
+                .col_expr(
+                    ticket_routing::Column::SlaState,
+                    Expr::value(snap.state.as_str()),
+                )
+                .col_expr(
+                    ticket_routing::Column::NextCheckAt,
+                    Expr::value(snap.next_check_at),
+                )
                 .filter(ticket_routing::Column::TicketId.eq(r.ticket_id))
                 .exec(&txn)
                 .await?;
@@ -824,27 +1098,59 @@ impl App {
         txn.commit().await?;
         self.routing().set_config(config, Some(at));
         self.wake_router();
-        Ok(RulesDocument { toml: doc.toml, updated_at: Some(at) })
+        Ok(RulesDocument {
+            toml: doc.toml,
+            updated_at: Some(at),
+        })
     }
 
     /// Assigns a ticket to an operator by hand (supervisors), whatever their load.
-    pub async fn assign_ticket(&self, actor: &Actor, ticket_id: Uuid, user_id: Uuid) -> Result<TicketView, ServiceError> {
+    pub async fn assign_ticket(
+        &self,
+        actor: &Actor,
+        ticket_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<TicketView, ServiceError> {
         actor.require_any(&[Role::Supervisor, Role::Admin])?;
         let at = now();
         let txn = self.db().write.begin().await?;
-        let t = ticket::Entity::find_by_id(ticket_id).one(&txn).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let t = ticket::Entity::find_by_id(ticket_id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("ticket"))?;
         let status = Status::parse(&t.status).unwrap_or(Status::New);
         if !status.is_active() {
-            return Err(ServiceError::Conflict(format!("a {status} ticket cannot be assigned")));
+            return Err(ServiceError::Conflict(format!(
+                "a {status} ticket cannot be assigned"
+            )));
         }
-        let u = user::Entity::find_by_id(user_id).one(&txn).await?.filter(|u| u.active);
-        let Some(u) = u else { return Err(ServiceError::field("user_id", "no active user with this id")) };
+        let u = user::Entity::find_by_id(user_id)
+            .one(&txn)
+            .await?
+            .filter(|u| u.active);
+        let Some(u) = u else {
+            return Err(ServiceError::field(
+                "user_id",
+                "no active user with this id",
+            ));
+        };
         let tier = Tier::parse(&t.tier).unwrap_or(Tier::FrontOffice);
-        let roles: Vec<Role> = u.roles.split(',').filter_map(|r| Role::parse(r).ok()).collect();
+        let roles: Vec<Role> = u
+            .roles
+            .split(',')
+            .filter_map(|r| Role::parse(r).ok())
+            .collect();
         if !sportello_domain::user::tiers_of(&roles).contains(&tier) {
-            return Err(ServiceError::field("user_id", format!("this user does not work {tier} tickets")));
+            return Err(ServiceError::field(
+                "user_id",
+                format!("this user does not work {tier} tickets"),
+            ));
         }
-        let new_status = if status == Status::New { Status::Assigned } else { status };
+        let new_status = if status == Status::New {
+            Status::Assigned
+        } else {
+            status
+        };
         let res = ticket::Entity::update_many()
             .col_expr(ticket::Column::AssigneeId, Expr::value(user_id))
             .col_expr(ticket::Column::Status, Expr::value(new_status.as_str()))
@@ -854,39 +1160,83 @@ impl App {
             .exec(&txn)
             .await?;
         if res.rows_affected != 1 {
-            return Err(ServiceError::Conflict("the ticket was changed meanwhile; reload it and try again".into()));
+            return Err(ServiceError::Conflict(
+                "the ticket was changed meanwhile; reload it and try again".into(),
+            ));
         }
         let meta = serde_json::json!({ "assignee_id": user_id, "previous_assignee": t.assignee_id, "by": "supervisor" });
-        crate::tickets::insert_system_entry(&txn, ticket_id, Some(actor.id), format!("assegnato a {}", u.name), meta.clone(), at).await?;
-        crate::audit::record(&txn, Some(actor.id), "ticket.assigned", "ticket", Some(ticket_id), Some(meta)).await?;
+        crate::tickets::insert_system_entry(
+            &txn,
+            ticket_id,
+            Some(actor.id),
+            format!("assegnato a {}", u.name),
+            meta.clone(),
+            at,
+        )
+        .await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "ticket.assigned",
+            "ticket",
+            Some(ticket_id),
+            Some(meta),
+        )
+        .await?;
         txn.commit().await?;
-        self.bus().publish_all(vec![DomainEvent::TicketAssigned { ticket_id, assignee_id: Some(user_id), tier, at }]);
+        self.bus().publish_all(vec![DomainEvent::TicketAssigned {
+            ticket_id,
+            assignee_id: Some(user_id),
+            tier,
+            at,
+        }]);
         self.get_ticket(actor, ticket_id).await
     }
 
     /// Moves a ticket to another tier's queue with a reason (front → back office, and back).
-    pub async fn escalate(&self, actor: &Actor, ticket_id: Uuid, tier: &str, reason: &str) -> Result<TicketView, ServiceError> {
+    pub async fn escalate(
+        &self,
+        actor: &Actor,
+        ticket_id: Uuid,
+        tier: &str,
+        reason: &str,
+    ) -> Result<TicketView, ServiceError> {
         actor.require_operator()?;
         let mut p = Problems::default();
         let tier = p.check("tier", Tier::parse(tier.trim()));
         let reason = p.check("reason", crate::util::bounded(reason, 1, 2000));
         p.finish()?;
-        let (Some(tier), Some(reason)) = (tier, reason) else { return Err(ServiceError::Internal("validation produced no value".into())) };
+        let (Some(tier), Some(reason)) = (tier, reason) else {
+            return Err(ServiceError::Internal(
+                "validation produced no value".into(),
+            ));
+        };
         let at = now();
         let txn = self.db().write.begin().await?;
-        let t = ticket::Entity::find_by_id(ticket_id).one(&txn).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let t = ticket::Entity::find_by_id(ticket_id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::NotFound("ticket"))?;
         let from = Tier::parse(&t.tier).unwrap_or(Tier::FrontOffice);
         actor.require_tier(from)?;
         let status = Status::parse(&t.status).unwrap_or(Status::New);
         if !status.is_active() {
-            return Err(ServiceError::Conflict(format!("a {status} ticket cannot be escalated; reopen it first")));
+            return Err(ServiceError::Conflict(format!(
+                "a {status} ticket cannot be escalated; reopen it first"
+            )));
         }
         if from == tier {
-            return Err(ServiceError::field("tier", format!("the ticket is already in the {tier} queue")));
+            return Err(ServiceError::field(
+                "tier",
+                format!("the ticket is already in the {tier} queue"),
+            ));
         }
         let res = ticket::Entity::update_many()
             .col_expr(ticket::Column::Tier, Expr::value(tier.as_str()))
-            .col_expr(ticket::Column::AssigneeId, Expr::value(Option::<Uuid>::None))
+            .col_expr(
+                ticket::Column::AssigneeId,
+                Expr::value(Option::<Uuid>::None),
+            )
             .col_expr(ticket::Column::Status, Expr::value(Status::New.as_str()))
             .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
             .filter(ticket::Column::Id.eq(ticket_id))
@@ -894,7 +1244,9 @@ impl App {
             .exec(&txn)
             .await?;
         if res.rows_affected != 1 {
-            return Err(ServiceError::Conflict("the ticket was changed meanwhile; reload it and try again".into()));
+            return Err(ServiceError::Conflict(
+                "the ticket was changed meanwhile; reload it and try again".into(),
+            ));
         }
         ticket_routing::Entity::update_many()
             .col_expr(ticket_routing::Column::EnqueuedAt, Expr::value(at))
@@ -902,17 +1254,46 @@ impl App {
             .exec(&txn)
             .await?;
         let meta = serde_json::json!({ "from_tier": from, "to_tier": tier, "reason": reason, "previous_assignee": t.assignee_id });
-        crate::tickets::insert_system_entry(&txn, ticket_id, Some(actor.id), format!("{from} → {tier}: {reason}"), meta.clone(), at).await?;
-        crate::audit::record(&txn, Some(actor.id), "ticket.escalated", "ticket", Some(ticket_id), Some(meta)).await?;
+        crate::tickets::insert_system_entry(
+            &txn,
+            ticket_id,
+            Some(actor.id),
+            format!("{from} → {tier}: {reason}"),
+            meta.clone(),
+            at,
+        )
+        .await?;
+        crate::audit::record(
+            &txn,
+            Some(actor.id),
+            "ticket.escalated",
+            "ticket",
+            Some(ticket_id),
+            Some(meta),
+        )
+        .await?;
         txn.commit().await?;
         self.bus().publish_all(vec![
-            DomainEvent::TicketTransitioned { ticket_id, from: status, to: Status::New, at },
-            DomainEvent::TicketAssigned { ticket_id, assignee_id: None, tier, at },
+            DomainEvent::TicketTransitioned {
+                ticket_id,
+                from: status,
+                to: Status::New,
+                at,
+            },
+            DomainEvent::TicketAssigned {
+                ticket_id,
+                assignee_id: None,
+                tier,
+                at,
+            },
         ]);
         self.wake_router();
         // The escalating operator may no longer see it: answer with what they may see.
         let read = &self.db().read;
-        let t = ticket::Entity::find_by_id(ticket_id).one(read).await?.ok_or(ServiceError::NotFound("ticket"))?;
+        let t = ticket::Entity::find_by_id(ticket_id)
+            .one(read)
+            .await?
+            .ok_or(ServiceError::NotFound("ticket"))?;
         Ok(crate::tickets::summaries(read, vec![t]).await?.remove(0))
     }
 }

@@ -222,7 +222,11 @@ pub(crate) async fn insert_system_entry<C: ConnectionTrait>(
     meta: serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    insert_entry(conn, &new_entry(ticket_id, EntryKind::System, author, body, Some(meta), at)).await
+    insert_entry(
+        conn,
+        &new_entry(ticket_id, EntryKind::System, author, body, Some(meta), at),
+    )
+    .await
 }
 
 fn entry_view(e: ticket_entry::Model, names: &HashMap<Uuid, String>) -> EntryView {
@@ -295,16 +299,32 @@ pub(crate) async fn insert_ticket<C: ConnectionTrait>(
     let citizen_ref = match (job.citizen_id, &v.citizen) {
         (Some(cid), _) => {
             let Some(c) = citizen::Entity::find_by_id(cid).one(txn).await? else {
-                return Err(ServiceError::field("citizen_id", format!("no citizen with id {cid}")));
+                return Err(ServiceError::field(
+                    "citizen_id",
+                    format!("no citizen with id {cid}"),
+                ));
             };
-            Some(CitizenRef { id: c.id, name: c.name })
+            Some(CitizenRef {
+                id: c.id,
+                name: c.name,
+            })
         }
         (None, Some(c)) => {
             let (cid, name, created) = find_or_create(txn, c).await?;
             if created {
-                crate::audit::record(txn, Some(job.actor_id), "citizen.created", "citizen", Some(cid), None)
-                    .await?;
-                events.push(DomainEvent::CitizenCreated { citizen_id: cid, at });
+                crate::audit::record(
+                    txn,
+                    Some(job.actor_id),
+                    "citizen.created",
+                    "citizen",
+                    Some(cid),
+                    None,
+                )
+                .await?;
+                events.push(DomainEvent::CitizenCreated {
+                    citizen_id: cid,
+                    at,
+                });
             }
             Some(CitizenRef { id: cid, name })
         }
@@ -332,9 +352,15 @@ pub(crate) async fn insert_ticket<C: ConnectionTrait>(
         sla_due_at: None,
     };
     let am: ticket::ActiveModel = model.clone().into();
-    ticket::Entity::insert(am).exec_without_returning(txn).await?;
+    ticket::Entity::insert(am)
+        .exec_without_returning(txn)
+        .await?;
     if let Some(body) = &v.body {
-        insert_entry(txn, &new_entry(id, EntryKind::Inbound, None, body.clone(), None, at)).await?;
+        insert_entry(
+            txn,
+            &new_entry(id, EntryKind::Inbound, None, body.clone(), None, at),
+        )
+        .await?;
     }
     crate::audit::record(
         txn,

@@ -101,7 +101,10 @@ pub async fn list_calls<C: ConnectionTrait>(
         .await?;
     let next = if rows.len() as u64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|c| Cursor { at: c.started_at, id: c.id })
+        rows.last().map(|c| Cursor {
+            at: c.started_at,
+            id: c.id,
+        })
     } else {
         None
     };
@@ -126,7 +129,11 @@ pub async fn list_callbacks<C: ConnectionTrait>(
 ) -> Result<(Vec<callback::Model>, Option<Cursor>), sea_orm::DbErr> {
     let state = if open { "open" } else { "done" };
     let mut q = callback::Entity::find().filter(callback::Column::State.eq(state));
-    let key = if open { callback::Column::Deadline } else { callback::Column::DoneAt };
+    let key = if open {
+        callback::Column::Deadline
+    } else {
+        callback::Column::DoneAt
+    };
     if let Some(c) = cursor {
         let (after, tie) = if open {
             (key.gt(c.at), callback::Column::TicketId.gt(c.id))
@@ -142,13 +149,18 @@ pub async fn list_callbacks<C: ConnectionTrait>(
     q = if open {
         q.order_by_asc(key).order_by_asc(callback::Column::TicketId)
     } else {
-        q.order_by_desc(key).order_by_desc(callback::Column::TicketId)
+        q.order_by_desc(key)
+            .order_by_desc(callback::Column::TicketId)
     };
     let mut rows = q.limit(limit + 1).all(conn).await?;
     let next = if rows.len() as u64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|c| Cursor {
-            at: if open { c.deadline } else { c.done_at.unwrap_or(c.updated_at) },
+            at: if open {
+                c.deadline
+            } else {
+                c.done_at.unwrap_or(c.updated_at)
+            },
             id: c.ticket_id,
         })
     } else {
@@ -323,7 +335,11 @@ where
 {
     let mut models = models.into_iter().peekable();
     while models.peek().is_some() {
-        let rows: Vec<A> = models.by_ref().take(ROWS_PER_INSERT).map(IntoActiveModel::into_active_model).collect();
+        let rows: Vec<A> = models
+            .by_ref()
+            .take(ROWS_PER_INSERT)
+            .map(IntoActiveModel::into_active_model)
+            .collect();
         E::insert_many(rows).exec_without_returning(conn).await?;
     }
     Ok(())

@@ -326,7 +326,10 @@ pub async fn finish_outbox<C: ConnectionTrait>(
 ) -> Result<(), sea_orm::DbErr> {
     mail_outbox::Entity::update_many()
         .col_expr(mail_outbox::Column::State, Expr::value(state))
-        .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .col_expr(
+            mail_outbox::Column::NextAttemptAt,
+            Expr::value(next_attempt_at),
+        )
         .col_expr(mail_outbox::Column::LastError, Expr::value(last_error))
         .col_expr(mail_outbox::Column::SentAt, Expr::value(sent_at))
         .col_expr(mail_outbox::Column::UpdatedAt, Expr::value(now))

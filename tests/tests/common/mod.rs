@@ -159,7 +159,13 @@ impl TestApp {
         let stop = CancellationToken::new();
         let router_app = app.clone();
         let router_stop = stop.clone();
-        tokio::spawn(async move { router_app.run_router(router_stop, std::time::Duration::from_millis(200)).await });
+        tokio::spawn(async move {
+            router_app
+                .run_router(router_stop, std::time::Duration::from_millis(200))
+                .await
+        });
+        // Dashboard events to and from other instances on the same PostgreSQL database.
+        app.start_event_relay(stop.clone());
         let router = sportello_server::router(app.clone(), Default::default());
         let s = stop.clone();
         tokio::spawn(async move {

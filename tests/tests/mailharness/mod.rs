@@ -333,13 +333,7 @@ pub fn mid(tag: &str) -> String {
 }
 
 /// A plain UTF-8 message; `extra` are additional header lines (without line ends).
-pub fn message(
-    from: &str,
-    subject: &str,
-    message_id: &str,
-    extra: &[&str],
-    body: &str,
-) -> Vec<u8> {
+pub fn message(from: &str, subject: &str, message_id: &str, extra: &[&str], body: &str) -> Vec<u8> {
     let mut s = format!(
         "From: {from}\r\nTo: Sportello Welfare <{MAILBOX_ADDRESS}>\r\nSubject: {subject}\r\n\
          Message-ID: <{message_id}>\r\nDate: Tue, 03 Mar 2026 09:15:02 +0100\r\nMIME-Version: 1.0\r\n"
@@ -348,7 +342,9 @@ pub fn message(
         s.push_str(h);
         s.push_str("\r\n");
     }
-    s.push_str("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
+    s.push_str(
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+    );
     s.push_str(body);
     s.push_str("\r\n");
     s.into_bytes()
@@ -411,7 +407,8 @@ impl FakeSmtp {
             }
             let cmd = line.trim_end().to_ascii_uppercase();
             if cmd.starts_with("EHLO") {
-                w.write_all(b"250-fake.example.it\r\n250 8BITMIME\r\n").await?;
+                w.write_all(b"250-fake.example.it\r\n250 8BITMIME\r\n")
+                    .await?;
             } else if cmd.starts_with("HELO")
                 || cmd.starts_with("MAIL")
                 || cmd.starts_with("RCPT")

@@ -90,7 +90,10 @@ pub async fn attachment(
     let mut res = a.data.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, content_type);
-    h.insert(header::CONTENT_DISPOSITION, content_disposition(&a.filename));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&a.filename),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -99,7 +102,10 @@ pub async fn attachment(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox; default-src 'none'"),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(res)
 }
 
@@ -139,7 +145,10 @@ pub async fn quarantine_raw(
     let raw = s.app.quarantined_raw(&actor, id).await?;
     let mut res = raw.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("message/rfc822"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("message/rfc822"),
+    );
     h.insert(
         header::CONTENT_DISPOSITION,
         content_disposition(&format!("{id}.eml")),
@@ -173,7 +182,13 @@ mod tests {
     fn download_names_are_safe_and_exact() {
         let v = content_disposition("domanda \"ISEE\" è/pronta.pdf");
         let s = v.to_str().unwrap();
-        assert!(s.starts_with("attachment; filename=\"domanda _ISEE_ _/pronta.pdf\""), "{s}");
-        assert!(s.contains("filename*=UTF-8''domanda%20%22ISEE%22%20%C3%A8%2Fpronta.pdf"), "{s}");
+        assert!(
+            s.starts_with("attachment; filename=\"domanda _ISEE_ _/pronta.pdf\""),
+            "{s}"
+        );
+        assert!(
+            s.contains("filename*=UTF-8''domanda%20%22ISEE%22%20%C3%A8%2Fpronta.pdf"),
+            "{s}"
+        );
     }
 }

@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod auth;
 pub mod citizens;
+pub mod counter;
+pub mod dashboard;
 pub mod health;
 pub mod mail;
 pub mod phone;
@@ -27,5 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(phone::router())
         .merge(mail::router())
+        .merge(counter::router())
+        .merge(dashboard::router())
         .merge(crate::openapi::router())
 }

@@ -74,7 +74,11 @@ pub async fn native_events(
         if e.field == "body" && e.problem.starts_with("not valid JSON") {
             ApiError::bad_request("malformed-json", e.to_string())
         } else {
-            ServiceError::Validation(vec![FieldError { field: e.path(), message: e.problem }]).into()
+            ServiceError::Validation(vec![FieldError {
+                field: e.path(),
+                message: e.problem,
+            }])
+            .into()
         }
     })?;
     Ok(Json(s.app.ingest_call_events(&events).await?))
@@ -95,7 +99,11 @@ pub async fn zammad_cti(
     Path(token): Path<String>,
     req: Request,
 ) -> Response {
-    let Some(integration) = s.app.config().phone.authenticate(IntegrationKind::ZammadCti, &token)
+    let Some(integration) = s
+        .app
+        .config()
+        .phone
+        .authenticate(IntegrationKind::ZammadCti, &token)
     else {
         return zammad(StatusCode::UNAUTHORIZED, unauthorized_body());
     };
@@ -120,7 +128,8 @@ pub async fn zammad_cti(
     let event = match parsed {
         Ok(event) => event,
         Err(e) => {
-            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
             return zammad(status, e.response_body());
         }
     };
@@ -149,7 +158,9 @@ pub async fn count_calls(
     CurrentUser(actor): CurrentUser,
     ApiQuery(q): ApiQuery<CallQuery>,
 ) -> ApiResult<Json<Count>> {
-    Ok(Json(Count { count: s.app.count_calls(&actor, &q).await? }))
+    Ok(Json(Count {
+        count: s.app.count_calls(&actor, &q).await?,
+    }))
 }
 
 /// Adds a note (and optionally the outcome) about a call to the call's ticket.
@@ -163,7 +174,10 @@ pub async fn add_call_note(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<CallNote>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
-    Ok((StatusCode::CREATED, Json(s.app.add_call_note(&actor, id, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.app.add_call_note(&actor, id, input).await?),
+    ))
 }
 
 /// The call-back queue: open call-backs by deadline, or done ones.
@@ -189,5 +203,9 @@ pub async fn record_attempt(
     ApiPath(ticket_id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<CallbackAttempt>,
 ) -> ApiResult<Json<CallbackView>> {
-    Ok(Json(s.app.record_callback_attempt(&actor, ticket_id, input).await?))
+    Ok(Json(
+        s.app
+            .record_callback_attempt(&actor, ticket_id, input)
+            .await?,
+    ))
 }

@@ -79,8 +79,13 @@ pub struct OperatorList {
 /// Operators with their presence, shift and load.
 #[utoipa::path(get, path = "/api/v1/routing/operators", tag = "routing", security(("bearer" = [])),
     responses((status = 200, body = OperatorList)))]
-pub async fn operators(State(s): State<AppState>, CurrentUser(actor): CurrentUser) -> ApiResult<Json<OperatorList>> {
-    Ok(Json(OperatorList { items: s.app.list_operators(&actor).await? }))
+pub async fn operators(
+    State(s): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> ApiResult<Json<OperatorList>> {
+    Ok(Json(OperatorList {
+        items: s.app.list_operators(&actor).await?,
+    }))
 }
 
 /// Which rule a ticket like this would hit (nothing is stored).
@@ -97,7 +102,10 @@ pub async fn dry_run(
 /// The routing file in force (TOML).
 #[utoipa::path(get, path = "/api/v1/routing/rules", tag = "routing", security(("bearer" = [])),
     responses((status = 200, body = RulesDocument), (status = 403, body = Problem)))]
-pub async fn rules(State(s): State<AppState>, CurrentUser(actor): CurrentUser) -> ApiResult<Json<RulesDocument>> {
+pub async fn rules(
+    State(s): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+) -> ApiResult<Json<RulesDocument>> {
     Ok(Json(s.app.routing_rules(&actor).await?))
 }
 
@@ -148,5 +156,7 @@ pub async fn escalate(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<EscalateRequest>,
 ) -> ApiResult<Json<TicketView>> {
-    Ok(Json(s.app.escalate(&actor, id, &req.tier, &req.reason).await?))
+    Ok(Json(
+        s.app.escalate(&actor, id, &req.tier, &req.reason).await?,
+    ))
 }

@@ -22,8 +22,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Datelike, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -152,10 +152,14 @@ impl MailIngest {
         uid_validity: u32,
         messages: Vec<FetchedMessage>,
     ) -> Result<IngestReport, ServiceError> {
-        let checkpoint = messages.iter().map(|m| m.uid).max().map(|last_uid| Checkpoint {
-            uid_validity,
-            last_uid,
-        });
+        let checkpoint = messages
+            .iter()
+            .map(|m| m.uid)
+            .max()
+            .map(|last_uid| Checkpoint {
+                uid_validity,
+                last_uid,
+            });
         let limits = self.app.mail().limits;
         // Parsing is CPU work: keep it off the async workers.
         let items = tokio::task::spawn_blocking(move || {
@@ -179,7 +183,7 @@ impl MailIngest {
 
     /// The stored checkpoint of a mailbox.
     pub async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, ServiceError> {
-        let row = q::load_checkpoint(&self.app.db().write, mailbox).await?;
+        let row = q::load_checkpoint(&self.app.db().read, mailbox).await?;
         Ok(row.map(|c| Checkpoint {
             uid_validity: u32::try_from(c.uid_validity).unwrap_or(0),
             last_uid: u32::try_from(c.last_uid).unwrap_or(0),
@@ -464,7 +468,9 @@ impl App {
                 matches!(&i.parsed, Ok(m) if !m.is_bounce() && thread::thread_keys(m) == Default::default())
             })
             .count();
-        let result = self.ingest_mail_with(&batch, &mut numbers, certain_new).await;
+        let result = self
+            .ingest_mail_with(&batch, &mut numbers, certain_new)
+            .await;
         mail.return_numbers(numbers);
         result
     }
@@ -489,7 +495,8 @@ impl App {
             };
             let used = plan.used_numbers;
             let queued = plan.queued_mail;
-            let (events, outcomes) = write(&txn, batch, *plan).await?;
+            let calendar = &self.inner.routing.calendar;
+            let (events, outcomes) = write(&txn, batch, *plan, calendar).await?;
             txn.commit().await?;
             numbers.drain(..used);
             self.bus().publish_all(events);
@@ -548,7 +555,12 @@ impl App {
             }
         }
         want_ids.extend(bounce_ids.iter().cloned());
-        for v in [&mut want_ids, &mut want_numbers, &mut want_roots, &mut bounce_ids] {
+        for v in [
+            &mut want_ids,
+            &mut want_numbers,
+            &mut want_roots,
+            &mut bounce_ids,
+        ] {
             v.sort();
             v.dedup();
         }
@@ -570,10 +582,9 @@ impl App {
             }
         }
         for o in &sent {
-            index.outbound.insert(
-                o.message_id.clone(),
-                (o.ticket_id, Some(o.id), o.entry_id),
-            );
+            index
+                .outbound
+                .insert(o.message_id.clone(), (o.ticket_id, Some(o.id), o.entry_id));
         }
         for m in &in_threads {
             if let Some(root) = &m.thread_index_root {
@@ -910,7 +921,9 @@ impl Planner<'_> {
                 .bounced
                 .push((outbox_id, outbound_entry, bounce_text(b)));
         }
-        self.index.by_message_id.insert(msg.message_id.clone(), ticket_id);
+        self.index
+            .by_message_id
+            .insert(msg.message_id.clone(), ticket_id);
         self.plan.outcomes.push(IngestOutcome::Bounce {
             ticket_id,
             message_id: msg.message_id.clone(),
@@ -931,7 +944,8 @@ impl Planner<'_> {
             cap_text(h, &mut ignored)
         });
         let entry_id_placeholder = Uuid::nil();
-        let (msg_row_id, mut row) = self.message_row(msg, ticket_id, entry_id_placeholder, "message");
+        let (msg_row_id, mut row) =
+            self.message_row(msg, ticket_id, entry_id_placeholder, "message");
         let (atts, listed) = attachment_rows(&msg.attachments, msg_row_id, ticket_id, self.at);
         meta.insert("source".into(), json!("email"));
         meta.insert("mailbox".into(), json!(self.batch.mailbox));
@@ -1056,11 +1070,7 @@ impl Planner<'_> {
             at: self.at,
         });
         self.index.email_owner.insert(key.clone(), id);
-        self.index
-            .citizen_emails
-            .entry(id)
-            .or_default()
-            .insert(key);
+        self.index.citizen_emails.entry(id).or_default().insert(key);
         id
     }
 
@@ -1324,13 +1334,11 @@ pub(crate) struct OutgoingRows<'a> {
 }
 
 /// The message row (for threading and dedupe) and the outbox row of an outgoing message.
-pub(crate) fn outgoing_rows(o: OutgoingRows<'_>) -> (mail_message::ActiveModel, mail_outbox::ActiveModel) {
+pub(crate) fn outgoing_rows(
+    o: OutgoingRows<'_>,
+) -> (mail_message::ActiveModel, mail_outbox::ActiveModel) {
     let c = o.composed;
-    let envelope_from = c
-        .envelope
-        .from()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let envelope_from = c.envelope.from().map(|a| a.to_string()).unwrap_or_default();
     let envelope_to = c
         .envelope
         .to()
@@ -1414,6 +1422,7 @@ async fn write(
     txn: &DatabaseTransaction,
     batch: &Batch,
     plan: Plan,
+    calendar: &sportello_domain::calendar::BusinessCalendar,
 ) -> Result<(Vec<DomainEvent>, Vec<IngestOutcome>), ServiceError> {
     let Plan {
         citizens,
@@ -1466,6 +1475,15 @@ async fn write(
                 at: t.at,
             });
             entries.push(t.entry);
+            let change = crate::routing::SlaEvent::Transition { from: t.from, to: t.to };
+            crate::routing::sla_event(txn, calendar, t.ticket_id, change, t.at).await?;
+        }
+    }
+    // A citizen's message on an existing ticket starts its next-response timer.
+    for o in &outcomes {
+        if let IngestOutcome::Joined { ticket_id, .. } = o {
+            let wrote = crate::routing::SlaEvent::CitizenWrote;
+            crate::routing::sla_event(txn, calendar, *ticket_id, wrote, now()).await?;
         }
     }
     let at = now();

@@ -283,10 +283,7 @@ impl App {
     }
 
     /// Ticket ids of messages, for tests and tools: which ticket holds this Message-ID.
-    pub async fn ticket_of_message(
-        &self,
-        message_id: &str,
-    ) -> Result<Option<Uuid>, ServiceError> {
+    pub async fn ticket_of_message(&self, message_id: &str) -> Result<Option<Uuid>, ServiceError> {
         use sportello_store::entities::mail_message;
         let row = mail_message::Entity::find()
             .filter(mail_message::Column::MessageId.eq(message_id.trim_matches(['<', '>'])))

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use sea_orm::{EntityTrait, TransactionTrait};
 use serde_json::json;
 use sportello_domain::event::DomainEvent;
 use sportello_domain::{EmailAddress, EntryKind};
@@ -18,7 +19,6 @@ use sportello_mail::SmtpSender;
 use sportello_mail::smtp::{FailureKind, SendError, envelope};
 use sportello_store::entities::{mail_outbox, ticket_entry};
 use sportello_store::mail as q;
-use sea_orm::{EntityTrait, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
 use super::ingest::{entry, update_entry_meta};
@@ -59,7 +59,9 @@ impl Default for OutboxOptions {
 impl OutboxOptions {
     /// The delay after the `attempts`-th failed attempt (1-based).
     pub fn backoff(&self, attempts: i32) -> Duration {
-        let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
+        let exp = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(30);
         self.initial_backoff
             .saturating_mul(2u32.saturating_pow(exp))
             .min(self.max_backoff)
@@ -155,7 +157,10 @@ impl App {
             let attempts = row.attempts + 1;
             let result = send_row(sender, &row).await;
             let unreachable = matches!(&result, Err(e) if e.is_transient() && e.code.is_none());
-            match self.record_outbox_attempt(&row, attempts, result, opts).await? {
+            match self
+                .record_outbox_attempt(&row, attempts, result, opts)
+                .await?
+            {
                 Delivery::Sent => pass.sent += 1,
                 Delivery::Retrying => pass.retrying += 1,
                 Delivery::Failed => pass.failed += 1,
@@ -194,8 +199,16 @@ impl App {
             }
             Err(err) if err.is_transient() && attempts < opts.max_attempts => {
                 let next = at + chrono_dur(opts.backoff(attempts));
-                q::finish_outbox(&txn, row.id, "queued", next, Some(err.to_string()), None, at)
-                    .await?;
+                q::finish_outbox(
+                    &txn,
+                    row.id,
+                    "queued",
+                    next,
+                    Some(err.to_string()),
+                    None,
+                    at,
+                )
+                .await?;
                 if let Some(e) = row.entry_id {
                     update_entry_meta(
                         &txn,
@@ -302,7 +315,8 @@ async fn send_row(sender: &SmtpSender, row: &mail_outbox::Model) -> Result<(), S
         .envelope_to
         .split_whitespace()
         .map(|a| {
-            EmailAddress::parse(a).map_err(|e| permanent(format!("stored recipient is invalid: {e}")))
+            EmailAddress::parse(a)
+                .map_err(|e| permanent(format!("stored recipient is invalid: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let env = envelope(&from, &to).map_err(|e| permanent(e.to_string()))?;

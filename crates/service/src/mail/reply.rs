@@ -12,9 +12,7 @@ use serde_json::json;
 use sportello_domain::event::DomainEvent;
 use sportello_domain::{EmailAddress, EntryKind, Status};
 use sportello_mail::Party;
-use sportello_mail::compose::{
-    Language, OutboundAttachment, ReplyDraft, Signature, compose_reply,
-};
+use sportello_mail::compose::{Language, OutboundAttachment, ReplyDraft, Signature, compose_reply};
 use sportello_store::entities::{citizen, citizen_contact, mail_attachment, ticket, ticket_entry};
 use sportello_store::mail as q;
 use uuid::Uuid;
@@ -317,8 +315,8 @@ impl App {
         q::insert_all(&txn, vec![message]).await?;
         q::insert_all(&txn, attachment_rows).await?;
         q::insert_all(&txn, vec![outbox]).await?;
-        let mut update = ticket::Entity::update_many()
-            .col_expr(ticket::Column::UpdatedAt, Expr::value(at));
+        let mut update =
+            ticket::Entity::update_many().col_expr(ticket::Column::UpdatedAt, Expr::value(at));
         if t.first_response_at.is_none() {
             update = update.col_expr(ticket::Column::FirstResponseAt, Expr::value(at));
         }
@@ -326,6 +324,14 @@ impl App {
             .filter(ticket::Column::Id.eq(ticket_id))
             .exec(&txn)
             .await?;
+        crate::routing::sla_event(
+            &txn,
+            &self.inner.routing.calendar,
+            ticket_id,
+            crate::routing::SlaEvent::Responded,
+            at,
+        )
+        .await?;
         crate::audit::record(
             &txn,
             Some(actor.id),

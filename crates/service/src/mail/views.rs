@@ -336,7 +336,10 @@ impl App {
                         mail_quarantine::Column::Attempts,
                         Expr::col(mail_quarantine::Column::Attempts).add(1),
                     )
-                    .col_expr(mail_quarantine::Column::LastError, Expr::value(reason.clone()))
+                    .col_expr(
+                        mail_quarantine::Column::LastError,
+                        Expr::value(reason.clone()),
+                    )
                     .col_expr(mail_quarantine::Column::UpdatedAt, Expr::value(at))
                     .filter(mail_quarantine::Column::Id.eq(id))
                     .exec(&self.db().write)
