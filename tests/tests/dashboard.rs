@@ -144,7 +144,10 @@ async fn snapshot_on_connect_then_deltas_in_order(t: TestApp) {
         "supervisors see every tier"
     );
     assert_eq!(first["timezone"], "Europe/Rome");
-    assert_eq!(first["counter"], json!({"visitors_waiting": 0, "desks_open": 0, "no_shows_today": 0}));
+    assert_eq!(
+        first["counter"],
+        json!({"visitors_waiting": 0, "desks_open": 0, "no_shows_today": 0})
+    );
 
     let ticket = t
         .ticket(
@@ -517,13 +520,22 @@ async fn events_cross_instances_on_postgres() {
 /// disconnected, it gets a fresh snapshot instead of the deltas it could not take, and its
 /// sequence numbers stay continuous.
 async fn a_client_that_falls_behind_gets_a_fresh_snapshot(t: TestApp) {
-    let ticket = t.ticket(&t.admin_token, json!({"channel": "email", "subject": "Molti eventi"})).await;
+    let ticket = t
+        .ticket(
+            &t.admin_token,
+            json!({"channel": "email", "subject": "Molti eventi"}),
+        )
+        .await;
     let id: uuid::Uuid = ticket["id"].as_str().unwrap().parse().unwrap();
     let mut c = Client::new(&t, &t.admin_token).await;
     let flood: Vec<sportello_domain::event::DomainEvent> = (0..20_000)
         .map(|i| sportello_domain::event::DomainEvent::SlaChanged {
             ticket_id: id,
-            state: if i % 2 == 0 { "at_risk".into() } else { "ok".into() },
+            state: if i % 2 == 0 {
+                "at_risk".into()
+            } else {
+                "ok".into()
+            },
             at: chrono::Utc::now(),
         })
         .collect();
@@ -531,7 +543,10 @@ async fn a_client_that_falls_behind_gets_a_fresh_snapshot(t: TestApp) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut deltas = 0;
     loop {
-        assert!(Instant::now() < deadline, "no resynchronising snapshot after a flood of events");
+        assert!(
+            Instant::now() < deadline,
+            "no resynchronising snapshot after a flood of events"
+        );
         let v = c.next().await;
         if v["type"] == "delta" {
             deltas += 1;
@@ -539,8 +554,19 @@ async fn a_client_that_falls_behind_gets_a_fresh_snapshot(t: TestApp) {
             break;
         }
     }
-    assert!(deltas < 20_000, "the client was told to resynchronise instead of receiving every delta");
+    assert!(
+        deltas < 20_000,
+        "the client was told to resynchronise instead of receiving every delta"
+    );
     // Still connected and current afterwards.
-    let after = t.ticket(&t.admin_token, json!({"channel": "phone", "subject": "Dopo la piena"})).await;
-    c.until("delta after the flood", |v| v["type"] == "delta" && v["ticket_id"] == after["id"]).await;
+    let after = t
+        .ticket(
+            &t.admin_token,
+            json!({"channel": "phone", "subject": "Dopo la piena"}),
+        )
+        .await;
+    c.until("delta after the flood", |v| {
+        v["type"] == "delta" && v["ticket_id"] == after["id"]
+    })
+    .await;
 }

@@ -14,9 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestApp};
-use futures::FutureExt;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
 use serde_json::{Value, json};
 
 /// Collects console errors, uncaught errors and unhandled rejections, installed before any of
@@ -36,7 +36,11 @@ window.__sportelloErrors = [];
 
 fn which(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|n| std::env::split_paths(&path).map(|d| d.join(n)).find(|p| p.is_file()))
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
 }
 
 /// chromedriver, stopped when the test ends however it ends.
@@ -57,17 +61,31 @@ struct Cdp {
 }
 
 impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()))
+        (
+            http::Method::POST,
+            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
     }
 }
 
 async fn start_driver(driver: &PathBuf) -> (Driver, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -83,19 +101,25 @@ async fn start_driver(driver: &PathBuf) -> (Driver, String) {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "chromedriver did not come up on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not come up on port {port}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (guard, url)
 }
 
 async fn text_of(c: &Client, id: &str) -> String {
-    c.execute(&format!("var e = document.getElementById('{id}'); return e ? e.textContent : null;"), vec![])
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    c.execute(
+        &format!("var e = document.getElementById('{id}'); return e ? e.textContent : null;"),
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
 }
 
 async fn wait_for(c: &Client, what: &str, script: &str, within: Duration) {
@@ -123,27 +147,44 @@ async fn axe(c: &Client, source: &str) -> Vec<Value> {
         .await
         .expect("axe-core runs");
     let violations: Vec<Value> = serde_json::from_str(found.as_str().unwrap_or("[]")).unwrap();
-    violations.into_iter().filter(|v| v["impact"] == "serious" || v["impact"] == "critical").collect()
+    violations
+        .into_iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .collect()
 }
 
 fn describe(violations: &[Value]) -> String {
     violations
         .iter()
         .map(|v| {
-            let targets: Vec<String> = v["nodes"].as_array().into_iter().flatten().map(|n| n["target"].to_string()).collect();
-            format!("{} ({}): {} at {}", v["id"], v["impact"], v["help"], targets.join(", "))
+            let targets: Vec<String> = v["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| n["target"].to_string())
+                .collect();
+            format!(
+                "{} ({}): {} at {}",
+                v["id"],
+                v["impact"],
+                v["help"],
+                targets.join(", ")
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 async fn errors(c: &Client) -> Vec<Value> {
-    c.execute("return window.__sportelloErrors || ['the error hook was not installed'];", vec![])
-        .await
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    c.execute(
+        "return window.__sportelloErrors || ['the error hook was not installed'];",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_array()
+    .cloned()
+    .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,11 +193,15 @@ async fn the_dashboard_page_works_in_chromium() {
         eprintln!("SPORTELLO_TEST_BROWSER is not 1: browser test switched off");
         return;
     }
-    let chromium = which(&["chromium", "chromium-browser", "google-chrome"])
-        .expect("SPORTELLO_TEST_BROWSER=1 but chromium is missing: run deploy/scripts/install-browser.sh");
+    let chromium = which(&["chromium", "chromium-browser", "google-chrome"]).expect(
+        "SPORTELLO_TEST_BROWSER=1 but chromium is missing: run deploy/scripts/install-browser.sh",
+    );
     let driver = which(&["chromedriver"]).expect("SPORTELLO_TEST_BROWSER=1 but chromedriver is missing: run deploy/scripts/install-browser.sh");
-    let axe_path = std::env::var("SPORTELLO_TEST_AXE").expect("SPORTELLO_TEST_BROWSER=1 needs SPORTELLO_TEST_AXE (the path install-browser.sh prints)");
-    let axe_source = std::fs::read_to_string(&axe_path).unwrap_or_else(|e| panic!("cannot read axe-core at {axe_path}: {e}"));
+    let axe_path = std::env::var("SPORTELLO_TEST_AXE").expect(
+        "SPORTELLO_TEST_BROWSER=1 needs SPORTELLO_TEST_AXE (the path install-browser.sh prints)",
+    );
+    let axe_source = std::fs::read_to_string(&axe_path)
+        .unwrap_or_else(|e| panic!("cannot read axe-core at {axe_path}: {e}"));
 
     let t = TestApp::spawn(Backend::Sqlite).await;
     let (status, body) = t

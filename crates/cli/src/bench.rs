@@ -88,6 +88,20 @@ pub enum BenchCommand {
         /// Tickets created, one at a time, while they watch.
         #[arg(long, default_value_t = 100)]
         tickets: usize,
+        /// Operators with routing profiles on the board.
+        #[arg(long, default_value_t = 40)]
+        operators: usize,
+        /// Tickets in the queues before the clients connect.
+        #[arg(long, default_value_t = 300)]
+        backlog: usize,
+    },
+    /// The client side of `bench dashboard`, in a process of its own (token in SPORTELLO_TOKEN).
+    #[command(hide = true)]
+    DashboardClients {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        clients: usize,
     },
 }
 
@@ -110,13 +124,19 @@ fn bench_phone(cfg: &mut Config) {
 
 async fn bench_operators(app: &App) -> anyhow::Result<()> {
     for e in 201..=212 {
-        app.create_user_cli(sportello_service::auth::NewUser {
-            username: format!("op{e}"),
-            password: PASSWORD.into(),
-            name: format!("Operatore {e}"),
-            roles: vec!["front_office".into()],
-        })
-        .await?;
+        let created = app
+            .create_user_cli(sportello_service::auth::NewUser {
+                username: format!("op{e}"),
+                password: PASSWORD.into(),
+                name: format!("Operatore {e}"),
+                roles: vec!["front_office".into()],
+            })
+            .await;
+        match created {
+            // An earlier run on the same database (--database-url) made them already.
+            Ok(_) | Err(sportello_service::ServiceError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
@@ -208,6 +228,9 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
     let explicit_db = std::env::args().any(|a| a.starts_with("--database-url"))
         || std::env::var("SPORTELLO__DATABASE__URL").is_ok();
     let mut cfg = cfg;
+    if let BenchCommand::DashboardClients { url, clients } = &cmd {
+        return dashboard::run_clients(url, *clients).await;
+    }
     if let BenchCommand::Mail {
         messages,
         batch_size,
@@ -234,11 +257,15 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
             events,
             concurrency,
         } => bench_webhook(&r, events, concurrency, &backend).await,
-        BenchCommand::Dashboard { clients, tickets } => {
-            dashboard::bench_dashboard(&r, clients, tickets, &backend).await
-        }
-        // Handled before the server starts: the mailbox must be filled first.
-        BenchCommand::Mail { .. } => Ok(()),
+        BenchCommand::Dashboard {
+            clients,
+            tickets,
+            operators,
+            backlog,
+        } => dashboard::bench_dashboard(&r, clients, tickets, operators, backlog, &backend).await,
+        // Handled before the server starts: the mailbox must be filled first; the dashboard's
+        // clients run in their own process.
+        BenchCommand::Mail { .. } | BenchCommand::DashboardClients { .. } => Ok(()),
     };
     r.stop.cancel();
     result

@@ -21,7 +21,9 @@ use sportello_domain::calendar::BusinessCalendar;
 use sportello_domain::event::DomainEvent;
 use sportello_domain::{Channel, EntryKind, Role, Status, Tier};
 use sportello_routing::{SlaClock, TimerKind};
-use sportello_store::entities::{callback, counter_booking, counter_session, ticket, ticket_routing};
+use sportello_store::entities::{
+    callback, counter_booking, counter_session, ticket, ticket_routing,
+};
 use uuid::Uuid;
 
 use crate::util::now;
@@ -670,7 +672,11 @@ impl App {
         let sla = self.sla_figures(read, scope, day, day_start, at).await?;
         let phone = self.phone_figures(read, scope, at).await?;
         // The counter serves the front office.
-        let counter = if scope.contains(Tier::FrontOffice) { Some(self.counter_figures(read, day, at).await?) } else { None };
+        let counter = if scope.contains(Tier::FrontOffice) {
+            Some(self.counter_figures(read, day, at).await?)
+        } else {
+            None
+        };
         Ok(DashboardSnapshot {
             generated_at: at,
             timezone: calendar.timezone().name().to_owned(),
@@ -989,14 +995,25 @@ impl App {
 
     /// Today at the counter: visitors checked in and not yet called, desks of the sessions open
     /// now, no-shows so far.
-    async fn counter_figures(&self, read: &DatabaseConnection, day: NaiveDate, at: DateTime<Utc>) -> Result<CounterFigures, ServiceError> {
+    async fn counter_figures(
+        &self,
+        read: &DatabaseConnection,
+        day: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> Result<CounterFigures, ServiceError> {
         let today = day.format("%Y-%m-%d").to_string();
         let mut q = Query::select();
-        q.expr_as(col(counter_booking::Entity, counter_booking::Column::State), Alias::new("state"))
-            .expr_as(Expr::col(counter_booking::Column::Id).count(), Alias::new("n"))
-            .from(counter_booking::Entity)
-            .and_where(col(counter_booking::Entity, counter_booking::Column::Day).eq(today.clone()))
-            .add_group_by([col(counter_booking::Entity, counter_booking::Column::State)]);
+        q.expr_as(
+            col(counter_booking::Entity, counter_booking::Column::State),
+            Alias::new("state"),
+        )
+        .expr_as(
+            Expr::col(counter_booking::Column::Id).count(),
+            Alias::new("n"),
+        )
+        .from(counter_booking::Entity)
+        .and_where(col(counter_booking::Entity, counter_booking::Column::Day).eq(today.clone()))
+        .add_group_by([col(counter_booking::Entity, counter_booking::Column::State)]);
         let mut out = CounterFigures::default();
         for row in read.query_all(&q).await? {
             let state: String = get(&row, "state")?;
@@ -1007,13 +1024,25 @@ impl App {
             }
         }
         let mut q = Query::select();
-        q.expr_as(col(counter_session::Entity, counter_session::Column::StartTime), Alias::new("start_time"))
-            .expr_as(col(counter_session::Entity, counter_session::Column::EndTime), Alias::new("end_time"))
-            .expr_as(col(counter_session::Entity, counter_session::Column::Desks), Alias::new("desks"))
-            .from(counter_session::Entity)
-            .and_where(col(counter_session::Entity, counter_session::Column::Day).eq(today));
+        q.expr_as(
+            col(counter_session::Entity, counter_session::Column::StartTime),
+            Alias::new("start_time"),
+        )
+        .expr_as(
+            col(counter_session::Entity, counter_session::Column::EndTime),
+            Alias::new("end_time"),
+        )
+        .expr_as(
+            col(counter_session::Entity, counter_session::Column::Desks),
+            Alias::new("desks"),
+        )
+        .from(counter_session::Entity)
+        .and_where(col(counter_session::Entity, counter_session::Column::Day).eq(today));
         // Times are zero-padded `HH:MM`, so they compare as text.
-        let local = at.with_timezone(&self.inner.routing.calendar.timezone()).format("%H:%M").to_string();
+        let local = at
+            .with_timezone(&self.inner.routing.calendar.timezone())
+            .format("%H:%M")
+            .to_string();
         for row in read.query_all(&q).await? {
             let (start, end): (String, String) = (get(&row, "start_time")?, get(&row, "end_time")?);
             if start.as_str() <= local.as_str() && local.as_str() < end.as_str() {

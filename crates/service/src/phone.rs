@@ -1352,8 +1352,9 @@ impl<'a> Batch<'a> {
                 .exec(txn)
                 .await?;
         }
+        let calendar = &self.app.inner.routing.calendar;
         for (id, from) in self.resolved {
-            resolve_existing(txn, id, from, at).await?;
+            resolve_existing(txn, calendar, id, from, at).await?;
         }
 
         let mut report = self.report;
@@ -1423,6 +1424,7 @@ fn done_text(reason: &str) -> &'static str {
 /// Resolves an existing ticket unless someone moved it meanwhile.
 async fn resolve_existing<C: ConnectionTrait>(
     conn: &C,
+    calendar: &BusinessCalendar,
     id: Uuid,
     from: Status,
     at: DateTime<Utc>,
@@ -1444,6 +1446,10 @@ async fn resolve_existing<C: ConnectionTrait>(
         .filter(ticket::Column::FirstResponseAt.is_null())
         .exec(conn)
         .await?;
+    let change = crate::routing::SlaEvent::Transition { from, to: Status::Resolved };
+    crate::routing::sla_event(conn, calendar, id, change, at)
+        .await
+        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
     Ok(())
 }
 
@@ -1919,7 +1925,7 @@ impl App {
             )
             .await?;
             if from.is_active() {
-                resolve_existing(&txn, ticket_id, from, at).await?;
+                resolve_existing(&txn, &self.inner.routing.calendar, ticket_id, from, at).await?;
                 let meta = json!({ "from": from, "to": Status::Resolved, "callback": reason });
                 let system = ticket_entry::Model {
                     id: Uuid::now_v7(),

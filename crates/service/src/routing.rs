@@ -510,7 +510,11 @@ impl App {
             let Some(policy) = config.sla.get(&d.sla_policy) else {
                 continue;
             };
-            let clock = SlaClock::start(policy, t.created_at, calendar);
+            let mut clock = SlaClock::start(policy, t.created_at, calendar);
+            // A channel may have answered before the router saw the ticket (an answered call).
+            if let Some(answered) = t.first_response_at {
+                let _ = clock.responded(answered.max(t.created_at), calendar);
+            }
             let snap = clock.snapshot(at);
             // Rules may send a ticket to the back office; they never pull one out of it.
             let tier = if t.tier == Tier::FrontOffice.as_str() {

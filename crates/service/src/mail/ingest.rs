@@ -1475,7 +1475,10 @@ async fn write(
                 at: t.at,
             });
             entries.push(t.entry);
-            let change = crate::routing::SlaEvent::Transition { from: t.from, to: t.to };
+            let change = crate::routing::SlaEvent::Transition {
+                from: t.from,
+                to: t.to,
+            };
             crate::routing::sla_event(txn, calendar, t.ticket_id, change, t.at).await?;
         }
     }
