@@ -8,6 +8,7 @@ mod m20261126_000003_email;
 mod m20261126_000004_routing;
 mod m20261126_000005_counter;
 mod m20261126_000006_dashboard;
+mod m20261126_000007_contact_lookup;
 mod util;
 
 /// Applies every migration in order; run at start-up and by `sportello migrate`.
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_routing::Migration),
             Box::new(m20261126_000005_counter::Migration),
             Box::new(m20261126_000006_dashboard::Migration),
+            Box::new(m20261126_000007_contact_lookup::Migration),
         ]
     }
 }
