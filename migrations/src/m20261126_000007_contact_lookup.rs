@@ -11,12 +11,24 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        index(manager, "citizen_contacts", "idx_citizen_contacts_by_value", &["value"], false).await
+        index(
+            manager,
+            "citizen_contacts",
+            "idx_citizen_contacts_by_value",
+            &["value"],
+            false,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_index(Index::drop().name("idx_citizen_contacts_by_value").table("citizen_contacts").to_owned())
+            .drop_index(
+                Index::drop()
+                    .name("idx_citizen_contacts_by_value")
+                    .table("citizen_contacts")
+                    .to_owned(),
+            )
             .await
     }
 }

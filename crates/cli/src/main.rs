@@ -187,8 +187,16 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     });
     // Dashboard events to and from the other instances (PostgreSQL only).
     let relay_task = app.start_event_relay(token.clone());
-    let router = sportello_server::router(app.clone(), cfg.server.clone());
-    let served = sportello_server::serve(listener, router, shutdown_signal(token.clone())).await;
+    let (router, hub) = sportello_server::router_and_hub(app.clone(), cfg.server.clone());
+    let shutdown = {
+        let token = token.clone();
+        async move {
+            shutdown_signal(token).await;
+            // Dashboards hear goodbye (and reconnect elsewhere) rather than a reset.
+            hub.close_all();
+        }
+    };
+    let served = sportello_server::serve(listener, router, shutdown).await;
     token.cancel();
     mail_tasks.join().await;
     let _ = router_task.await;

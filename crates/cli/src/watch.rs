@@ -99,6 +99,14 @@ pub async fn run(url: &str, token: &str) -> anyhow::Result<()> {
                 return Ok(());
             }
             Some(Ok(_)) => {}
+            // The server went away without a goodbye (killed, or its host stopped).
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_)))
+            | Some(Err(WsError::Protocol(
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ))) => {
+                println!("the server closed the connection");
+                return Ok(());
+            }
             Some(Err(e)) => return Err(e).context("the connection to the server failed"),
             None => {
                 println!("the server closed the connection");
@@ -135,6 +143,17 @@ fn human(secs: i64) -> String {
         format!("{r} s")
     };
     if secs < 0 { format!("-{text}") } else { text }
+}
+
+/// An instant as this machine's local clock time (the server's, for an administrator on it).
+fn local_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "–".into())
 }
 
 fn pct(v: &Value) -> String {
@@ -184,7 +203,7 @@ impl View {
         let at = s["generated_at"].as_str().unwrap_or("");
         o.push_str(&format!(
             "Sportello — code in diretta   (dati delle {}, seq {})\n\n",
-            at.get(11..19).unwrap_or(at),
+            local_time(at),
             self.seq
         ));
         let oldest = t["oldest_waiting_since"]
@@ -290,7 +309,7 @@ impl View {
                 let at = d["at"].as_str().unwrap_or("");
                 o.push_str(&format!(
                     "  {} {:<20} {:<16} {}{}\n",
-                    at.get(11..19).unwrap_or(at),
+                    local_time(at),
                     d["event"].as_str().unwrap_or(""),
                     d["number"].as_str().unwrap_or(""),
                     d["channel"]

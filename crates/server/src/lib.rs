@@ -58,13 +58,20 @@ pub struct AppState {
 
 /// The whole HTTP application.
 pub fn router(app: App, config: ServerConfig) -> Router {
+    router_and_hub(app, config).0
+}
+
+/// The whole HTTP application and its dashboard hub, whose `close_all` ends the websockets
+/// with a goodbye when the server stops (upgraded connections outlive graceful shutdown).
+pub fn router_and_hub(app: App, config: ServerConfig) -> (Router, api::dashboard::Hub) {
+    let hub = api::dashboard::Hub::new(app.clone(), Default::default());
     let state = AppState {
-        dashboard: api::dashboard::Hub::new(app.clone(), Default::default()),
+        dashboard: hub.clone(),
         app,
         config: Arc::new(config.clone()),
     };
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let router = Router::new()
         .merge(api::health::router())
         .merge(api::dashboard::page_router())
         .nest("/api/v1", api::router())
@@ -93,7 +100,8 @@ pub fn router(app: App, config: ServerConfig) -> Router {
                 tracing::info_span!("http", http.method = %req.method(), http.route = %route, request.id = %id)
             }),
         )
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    (router, hub)
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.

@@ -1446,7 +1446,10 @@ async fn resolve_existing<C: ConnectionTrait>(
         .filter(ticket::Column::FirstResponseAt.is_null())
         .exec(conn)
         .await?;
-    let change = crate::routing::SlaEvent::Transition { from, to: Status::Resolved };
+    let change = crate::routing::SlaEvent::Transition {
+        from,
+        to: Status::Resolved,
+    };
     crate::routing::sla_event(conn, calendar, id, change, at)
         .await
         .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use serde_json::json;
 use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde_json::json;
 use sportello_store::entities::user;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -37,7 +37,10 @@ const CATEGORIES: [&str; 8] = [
 
 /// Microseconds since the epoch: comparable between the two processes.
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// A figure of /proc/<pid>/status, in KiB (Linux).
@@ -96,12 +99,24 @@ async fn seed(r: &Running, operators: usize, backlog: usize) -> anyhow::Result<(
             created_at: Set(at),
             updated_at: Set(at),
         };
-        user::Entity::insert(am).exec_without_returning(&r.app.db().write).await?;
+        user::Entity::insert(am)
+            .exec_without_returning(&r.app.db().write)
+            .await?;
         let profile = json!({"tiers": [tier], "skills": {}, "capacity": {"email": 4, "phone": 1, "web": 4, "counter": 1}});
-        let presence = ["available", "available", "available", "busy", "break", "offline"][i % 6];
+        let presence = [
+            "available",
+            "available",
+            "available",
+            "busy",
+            "break",
+            "offline",
+        ][i % 6];
         for (path, body) in [
             (format!("/api/v1/users/{id}/routing"), profile),
-            (format!("/api/v1/users/{id}/presence"), json!({"state": presence})),
+            (
+                format!("/api/v1/users/{id}/presence"),
+                json!({"state": presence}),
+            ),
         ] {
             r.client
                 .put(format!("{}{path}", r.base))
@@ -115,7 +130,11 @@ async fn seed(r: &Running, operators: usize, backlog: usize) -> anyhow::Result<(
     for i in 0..backlog {
         let channel = ["phone", "email", "counter", "web"][i % 4];
         let category = CATEGORIES[i % CATEGORIES.len()];
-        let tier = if i % 5 == 4 { "back_office" } else { "front_office" };
+        let tier = if i % 5 == 4 {
+            "back_office"
+        } else {
+            "front_office"
+        };
         let body = json!({
             "channel": channel,
             "subject": format!("Pratica {i}"),
@@ -138,10 +157,24 @@ async fn seed(r: &Running, operators: usize, backlog: usize) -> anyhow::Result<(
 
 /// Lines the client process prints: `ready N`, then `got ID T1 T2 …` once every client has
 /// ticket ID's `ticket_created` delta (Tn: microseconds since the epoch).
-fn spawn_clients(url: &str, token: &str, clients: usize) -> anyhow::Result<(std::process::Child, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+fn spawn_clients(
+    url: &str,
+    token: &str,
+    clients: usize,
+) -> anyhow::Result<(
+    std::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+)> {
     let exe = std::env::current_exe().context("cannot find this program to start the clients")?;
     let mut child = Command::new(exe)
-        .args(["bench", "dashboard-clients", "--url", url, "--clients", &clients.to_string()])
+        .args([
+            "bench",
+            "dashboard-clients",
+            "--url",
+            url,
+            "--clients",
+            &clients.to_string(),
+        ])
         .env("SPORTELLO_TOKEN", token)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -149,7 +182,10 @@ fn spawn_clients(url: &str, token: &str, clients: usize) -> anyhow::Result<(std:
         .stderr(Stdio::inherit())
         .spawn()
         .context("cannot start the client process")?;
-    let stdout = child.stdout.take().context("no output from the client process")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("no output from the client process")?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -177,7 +213,11 @@ pub(super) async fn bench_dashboard(
         .bearer_auth(&r.token)
         .send()
         .await?;
-    anyhow::ensure!(res.status().is_success(), "GET /api/v1/dashboard answered {}", res.status());
+    anyhow::ensure!(
+        res.status().is_success(),
+        "GET /api/v1/dashboard answered {}",
+        res.status()
+    );
     let snapshot_bytes = res.text().await?.len();
     let rss_before = status_kib("self", "VmRSS:");
     let url = format!("{}/api/v1/dashboard/ws", r.base.replace("http://", "ws://"));
@@ -281,7 +321,14 @@ pub(super) async fn run_clients(url: &str, clients: usize) -> anyhow::Result<()>
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients.max(1));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u64>)>();
     for i in 0..clients {
-        tokio::spawn(client(url.to_owned(), token.clone(), clients, arrivals.clone(), ready_tx.clone(), done_tx.clone()));
+        tokio::spawn(client(
+            url.to_owned(),
+            token.clone(),
+            clients,
+            arrivals.clone(),
+            ready_tx.clone(),
+            done_tx.clone(),
+        ));
         // Connect in waves, so the listen backlog never overflows.
         if i % 200 == 199 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -290,7 +337,12 @@ pub(super) async fn run_clients(url: &str, clients: usize) -> anyhow::Result<()>
     drop(ready_tx);
     drop(done_tx);
     for n in 0..clients {
-        if tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await.ok().flatten().is_none() {
+        if tokio::time::timeout(Duration::from_secs(60), ready_rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
             bail!("only {n} of {clients} clients got their first snapshot within a minute");
         }
     }
@@ -320,9 +372,14 @@ async fn client(
     done: tokio::sync::mpsc::UnboundedSender<(String, Vec<u64>)>,
 ) -> anyhow::Result<()> {
     let mut req = url.as_str().into_client_request()?;
-    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
     // Small buffers (the default read buffer is 128 KiB): thousands of clients in one process.
-    let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
         .context("websocket connect")?;
@@ -341,12 +398,18 @@ async fn client(
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(text)?;
-        let Some(id) = v["ticket_id"].as_str() else { continue };
+        let Some(id) = v["ticket_id"].as_str() else {
+            continue;
+        };
         let complete = {
             let Ok(mut a) = arrivals.lock() else { continue };
             let times = a.entry(id.to_owned()).or_default();
             times.push(at);
-            if times.len() == clients { a.remove(id) } else { None }
+            if times.len() == clients {
+                a.remove(id)
+            } else {
+                None
+            }
         };
         if let Some(times) = complete {
             let _ = done.send((id.to_owned(), times));

@@ -124,6 +124,12 @@ impl Hub {
         }
     }
 
+    /// Says goodbye to every websocket (close code 1001) and stops the hub's tasks: for the
+    /// server's shutdown.
+    pub fn close_all(&self) {
+        self.inner.stop.cancel();
+    }
+
     /// Connected websocket clients.
     pub fn clients(&self) -> usize {
         self.inner.clients.load(Ordering::Relaxed)
