@@ -31,6 +31,7 @@ on_both_backends_mail!(
     the_outbox_worker_delivers_retries_and_gives_up,
     mailbox_status_is_for_supervisors_and_admins,
     one_instance_fetches_a_mailbox,
+    counter_bookings_send_a_confirmation_and_a_reminder,
 );
 
 fn b64(s: &str) -> String {
@@ -1090,4 +1091,86 @@ async fn one_instance_fetches_a_mailbox(t: MailApp) {
     }
     stop_b.cancel();
     b.join().await;
+}
+
+async fn counter_bookings_send_a_confirmation_and_a_reminder(t: MailApp) {
+    use chrono::{Datelike, Duration as Days, Utc};
+    let cal = sportello_domain::calendar::BusinessCalendar::default();
+    let mut day = cal.local_date(Utc::now()) + Days::days(7);
+    while day.weekday().number_from_monday() > 5 || cal.is_holiday(day).is_some() {
+        day += Days::days(1);
+    }
+    let (status, body) = t
+        .post(
+            "/api/v1/counter/sessions",
+            &t.admin_token,
+            json!({"date": day.to_string(), "start": "09:00", "end": "10:00", "desks": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, slots) = t
+        .get(&format!("/api/v1/counter/slots?date={day}"), &t.admin_token)
+        .await;
+    let slot = slots["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, op) = t.user("sportellista", &["counter", "front_office"]).await;
+    let (_, citizen) = t
+        .post(
+            "/api/v1/citizens",
+            &op,
+            json!({"name": "Carla Fumagalli", "emails": ["carla.f@example.it"]}),
+        )
+        .await;
+    let (status, booking) = t
+        .post(
+            "/api/v1/counter/bookings",
+            &op,
+            json!({"slot_id": slot, "citizen_id": citizen["id"], "measure": "b2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{booking}");
+    let ticket_id: uuid::Uuid = booking["ticket_id"].as_str().unwrap().parse().unwrap();
+
+    // The confirmation is queued at once, to the citizen, on the booking's ticket.
+    let rows = t.app.outbox_rows(ticket_id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].envelope_to, "carla.f@example.it");
+    let parsed =
+        sportello_service::mail::sportello_mail::parse::parse(&rows[0].raw, &Default::default())
+            .unwrap();
+    let local_day = day.format("%d/%m/%Y").to_string();
+    assert!(
+        parsed.text.contains("le confermiamo l'appuntamento"),
+        "{}",
+        parsed.text
+    );
+    assert!(
+        parsed.text.contains(&local_day) && parsed.text.contains("09:00"),
+        "{}",
+        parsed.text
+    );
+    assert!(
+        parsed
+            .subject
+            .contains(booking["ticket_number"].as_str().unwrap_or("SP-")),
+        "{}",
+        parsed.subject
+    );
+    let (_, b) = t
+        .get(
+            &format!(
+                "/api/v1/counter/bookings/{}",
+                booking["id"].as_str().unwrap()
+            ),
+            &op,
+        )
+        .await;
+    assert_eq!(b["notification"]["confirmation"]["state"], "queued", "{b}");
+    assert_eq!(b["notification"]["reminder"]["state"], "pending_outbox");
+
+    // The reminder goes out once its time has come, and only once.
+    assert_eq!(t.app.send_counter_reminders(Utc::now()).await.unwrap(), 0);
+    let later = Utc::now() + Days::days(30);
+    assert_eq!(t.app.send_counter_reminders(later).await.unwrap(), 1);
+    assert_eq!(t.app.send_counter_reminders(later).await.unwrap(), 0);
+    assert_eq!(t.app.outbox_rows(ticket_id).await.unwrap().len(), 2);
 }

@@ -620,7 +620,85 @@ impl App {
             at,
         }]);
         tracing::info!(counter.booking = %id, ticket.id = %ticket_id, "counter appointment booked");
+        self.send_counter_notification(actor, id, "confirmation")
+            .await;
         self.booking_view(id).await
+    }
+
+    /// Sends the booking's confirmation or reminder to the citizen through the e-mail outbox,
+    /// as a message on the booking's ticket, and records on the booking what happened. Never
+    /// fails the booking: without an e-mail address or an SMTP sender the message stays on the
+    /// booking, marked with the reason.
+    async fn send_counter_notification(&self, actor: &Actor, booking_id: Uuid, which: &str) {
+        let result = async {
+            let b = counter_booking::Entity::find_by_id(booking_id)
+                .one(&self.db().read)
+                .await?
+                .ok_or(ServiceError::NotFound("booking"))?;
+            let (Some(ticket_id), Some(raw)) = (b.ticket_id, b.notification.clone()) else {
+                return Ok(());
+            };
+            let mut n: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
+            if n[which]["state"] != "pending_outbox" {
+                return Ok(());
+            }
+            let body = n[which]["body"].as_str().unwrap_or_default();
+            // The e-mail template adds its own greeting and signature.
+            let body = body
+                .strip_prefix("Gentile cittadina, gentile cittadino,\n\n")
+                .unwrap_or(body)
+                .to_owned();
+            let reply = crate::mail::NewReply {
+                body,
+                template: None,
+                attachments: Vec::new(),
+            };
+            n[which]["state"] = match self.reply_by_email(actor, ticket_id, reply).await {
+                Ok(r) => {
+                    n[which]["entry_id"] = serde_json::json!(r.entry.id);
+                    serde_json::json!("queued")
+                }
+                Err(ServiceError::Conflict(reason)) => {
+                    n[which]["reason"] = serde_json::json!(reason);
+                    serde_json::json!("not_sent")
+                }
+                Err(e) => return Err(e),
+            };
+            counter_booking::Entity::update_many()
+                .col_expr(
+                    counter_booking::Column::Notification,
+                    Expr::value(Some(n.to_string())),
+                )
+                .filter(counter_booking::Column::Id.eq(booking_id))
+                .exec(&self.db().write)
+                .await?;
+            Ok::<(), ServiceError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(counter.booking = %booking_id, error = %e, "counter notification not sent");
+        }
+    }
+
+    /// Sends the reminders due by `at` for appointments still booked.
+    pub async fn send_counter_reminders(&self, at: DateTime<Utc>) -> Result<usize, ServiceError> {
+        let due = counter_booking::Entity::find()
+            .filter(counter_booking::Column::State.eq(state::BOOKED))
+            .filter(counter_booking::Column::ReminderDueAt.lte(at))
+            .filter(counter_booking::Column::Notification.like("%\"reminder\"%pending_outbox%"))
+            .all(&self.db().read)
+            .await?;
+        let system = Actor {
+            id: Uuid::nil(),
+            username: "sportello".into(),
+            name: "Sportello".into(),
+            roles: vec![Role::Admin],
+        };
+        for b in &due {
+            self.send_counter_notification(&system, b.id, "reminder")
+                .await;
+        }
+        Ok(due.len())
     }
 
     /// The Italian confirmation (date, time, address, documents to bring) and the reminder
@@ -1455,6 +1533,9 @@ impl App {
             }
             if let Err(e) = self.mark_counter_no_shows(now()).await {
                 tracing::warn!(error = %e, "counter no-show pass failed");
+            }
+            if let Err(e) = self.send_counter_reminders(now()).await {
+                tracing::warn!(error = %e, "counter reminder pass failed");
             }
         }
     }
