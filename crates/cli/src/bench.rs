@@ -56,6 +56,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Counter bookings under contention: many clients booking the slots of one day at once.
+    Counter {
+        /// Booking attempts (more than the day's capacity, so many are refused).
+        #[arg(long, default_value_t = 3_000)]
+        attempts: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// Routing: one assignment decision with 10,000 waiting tickets and 500 operators (pure
     /// engine), then sustained assignments per second through the service and the database.
     Assign {
@@ -249,6 +258,10 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
             concurrency,
         } => bench_create(&r, tickets, concurrency, &backend).await,
         BenchCommand::List { seed, requests } => bench_list(&r, seed, requests, &backend).await,
+        BenchCommand::Counter {
+            attempts,
+            concurrency,
+        } => bench_counter(&r, attempts, concurrency, &backend).await,
         BenchCommand::Assign { tickets, operators } => {
             bench_assign(&r, tickets, operators, &backend).await
         }
@@ -988,6 +1001,131 @@ async fn bench_assign(
          {:.2} s, {:.0} assignments/s",
         elapsed.as_secs_f64(),
         assigned as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn bench_counter(
+    r: &Running,
+    attempts: usize,
+    concurrency: usize,
+    backend: &str,
+) -> anyhow::Result<()> {
+    use chrono::Datelike;
+    let cal = sportello_domain::calendar::BusinessCalendar::default();
+    let mut day = cal.local_date(Utc::now()) + chrono::Duration::days(7);
+    while day.weekday().number_from_monday() > 5 || cal.is_holiday(day).is_some() {
+        day += chrono::Duration::days(1);
+    }
+    let post = |path: &str, body: serde_json::Value| {
+        r.client
+            .post(format!("{}{path}", r.base))
+            .bearer_auth(&r.token)
+            .json(&body)
+            .send()
+    };
+    let res = post("/api/v1/counter/sessions", json!({"date": day.to_string(), "start": "08:00", "end": "18:00", "desks": 20, "slot_minutes": 10})).await?;
+    anyhow::ensure!(
+        res.status() == 201,
+        "session: {}",
+        res.text().await.unwrap_or_default()
+    );
+    let slots: serde_json::Value = r
+        .client
+        .get(format!("{}/api/v1/counter/slots?date={day}", r.base))
+        .bearer_auth(&r.token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let slots: Vec<String> = slots["items"]
+        .as_array()
+        .context("slots")?
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    let capacity = slots.len() * 20;
+    let mut citizens = Vec::new();
+    for i in 0..200 {
+        let c: serde_json::Value = post(
+            "/api/v1/citizens",
+            json!({"name": format!("Cittadino {i}")}),
+        )
+        .await?
+        .json()
+        .await?;
+        citizens.push(c["id"].as_str().context("citizen id")?.to_owned());
+    }
+    let (slots, citizens) = (Arc::new(slots), Arc::new(citizens));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, url, token) = (
+            r.client.clone(),
+            format!("{}/api/v1/counter/bookings", r.base),
+            r.token.clone(),
+        );
+        let (slots, citizens, next) = (slots.clone(), citizens.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut full, mut lat) = (0usize, 0usize, Vec::new());
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= attempts {
+                    break;
+                }
+                // Everyone wants the morning: half the attempts go to the first five slots.
+                let slot = if i % 2 == 0 {
+                    &slots[i % 5]
+                } else {
+                    &slots[(i * 7919) % slots.len()]
+                };
+                let t = Instant::now();
+                let res = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"slot_id": slot, "citizen_id": citizens[i % citizens.len()]}))
+                    .send()
+                    .await?;
+                match res.status().as_u16() {
+                    201 => ok += 1,
+                    409 => full += 1,
+                    s => anyhow::bail!(
+                        "booking answered {s}: {}",
+                        res.text().await.unwrap_or_default()
+                    ),
+                }
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok((ok, full, lat))
+        }));
+    }
+    let (mut ok, mut full, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        let (o, f, l) = t.await??;
+        ok += o;
+        full += f;
+        lat.extend(l);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    println!(
+        "bench counter: backend={backend} attempts={attempts} concurrency={concurrency} capacity={capacity}"
+    );
+    println!(
+        "  {:.0} attempts/s, {:.0} bookings/s ({ok} booked, {full} refused as full) in {:.2} s",
+        attempts as f64 / elapsed.as_secs_f64(),
+        ok as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency p50 {}  p99 {}",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+    anyhow::ensure!(
+        ok <= capacity,
+        "more bookings ({ok}) than capacity ({capacity})"
     );
     Ok(())
 }
