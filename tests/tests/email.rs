@@ -1173,4 +1173,22 @@ async fn counter_bookings_send_a_confirmation_and_a_reminder(t: MailApp) {
     assert_eq!(t.app.send_counter_reminders(later).await.unwrap(), 1);
     assert_eq!(t.app.send_counter_reminders(later).await.unwrap(), 0);
     assert_eq!(t.app.outbox_rows(ticket_id).await.unwrap().len(), 2);
+
+    // Both reach the SMTP server, addressed to the citizen.
+    let smtp = FakeSmtp::start().await;
+    let sender = SmtpSender::new(smtp_config(smtp.port)).unwrap();
+    assert_eq!(t.app.deliver_due(&sender, &quick()).await.unwrap().sent, 2);
+    let got = smtp.received();
+    assert_eq!(got.len(), 2);
+    let reminder =
+        sportello_service::mail::sportello_mail::parse::parse(&got[1], &Default::default())
+            .unwrap();
+    assert_eq!(reminder.to[0].address.as_str(), "carla.f@example.it");
+    assert!(
+        reminder
+            .text
+            .contains("le ricordiamo l'appuntamento di domani"),
+        "{}",
+        reminder.text
+    );
 }
