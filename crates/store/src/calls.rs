@@ -1,6 +1,7 @@
 //! The phone channel's queries: the call log and the call-back queue (filters, keyset pages,
 //! counts), and the batched look-ups and inserts call ingestion runs inside its transaction.
 
+use crate::chunked::{CHUNK, in_chunks};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -13,7 +14,6 @@ use crate::entities::{call, callback, citizen_contact, ticket};
 
 /// Most values put in one `IN (...)` list or one multi-row insert: well under SQLite's limit
 /// of 32 766 bound variables and PostgreSQL's 65 535, whatever the column count.
-const CHUNK: usize = 500;
 /// Rows per multi-row insert: 30 columns × 250 rows stays far below both limits.
 const ROWS_PER_INSERT: usize = 250;
 
@@ -175,17 +175,13 @@ pub async fn calls_by_ids<C: ConnectionTrait>(
     source: &str,
     call_ids: &[String],
 ) -> Result<Vec<call::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in call_ids.chunks(CHUNK) {
-        out.extend(
-            call::Entity::find()
-                .filter(call::Column::Source.eq(source))
-                .filter(call::Column::CallId.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(call_ids, |chunk| {
+        call::Entity::find()
+            .filter(call::Column::Source.eq(source))
+            .filter(call::Column::CallId.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// `(number, citizen id)` for every citizen holding one of these phone numbers, oldest
@@ -216,16 +212,12 @@ pub async fn open_callbacks<C: ConnectionTrait>(
     conn: &C,
     numbers: &[String],
 ) -> Result<Vec<callback::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in numbers.chunks(CHUNK) {
-        out.extend(
-            callback::Entity::find()
-                .filter(callback::Column::OpenNumber.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(numbers, |chunk| {
+        callback::Entity::find()
+            .filter(callback::Column::OpenNumber.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// The calls that belong to these call-backs.
@@ -233,16 +225,12 @@ pub async fn calls_of_callbacks<C: ConnectionTrait>(
     conn: &C,
     callback_ids: &[Uuid],
 ) -> Result<Vec<call::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in callback_ids.chunks(CHUNK) {
-        out.extend(
-            call::Entity::find()
-                .filter(call::Column::CallbackId.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(callback_ids, |chunk| {
+        call::Entity::find()
+            .filter(call::Column::CallbackId.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// For each of these numbers that had an answered call, when the latest one started.
@@ -296,16 +284,12 @@ pub async fn tickets_by_ids<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> Result<Vec<ticket::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        out.extend(
-            ticket::Entity::find()
-                .filter(ticket::Column::Id.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(ids, |chunk| {
+        ticket::Entity::find()
+            .filter(ticket::Column::Id.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// Call-backs by ticket id.
@@ -313,16 +297,12 @@ pub async fn callbacks_by_ids<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> Result<Vec<callback::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        out.extend(
-            callback::Entity::find()
-                .filter(callback::Column::TicketId.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(ids, |chunk| {
+        callback::Entity::find()
+            .filter(callback::Column::TicketId.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// Inserts models in multi-row statements of a bounded size.

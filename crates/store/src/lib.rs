@@ -2,6 +2,7 @@
 //! service layer runs inside its transactions.
 
 pub mod calls;
+pub mod chunked;
 pub mod connect;
 pub mod entities;
 pub mod error;

@@ -2,6 +2,7 @@
 //! for an imported batch, the import checkpoints, the outbox's claim-and-finish cycle and the
 //! quarantine list.
 
+use crate::chunked::{CHUNK, in_chunks};
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +19,6 @@ use crate::entities::{
 };
 
 /// Most values put in one `IN (...)` list: far below SQLite's 32 766 bound variables.
-const CHUNK: usize = 500;
 /// Rows per multi-row insert: 20 columns × 200 rows stays far below both backends' limits.
 const ROWS_PER_INSERT: usize = 200;
 
@@ -110,17 +110,13 @@ pub async fn messages_by_message_ids<C: ConnectionTrait>(
     conn: &C,
     ids: &[String],
 ) -> Result<Vec<mail_message::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        out.extend(
-            mail_message::Entity::find()
-                .filter(mail_message::Column::MessageId.is_in(chunk.to_vec()))
-                .order_by_asc(mail_message::Column::Id)
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(ids, |chunk| {
+        mail_message::Entity::find()
+            .filter(mail_message::Column::MessageId.is_in(chunk))
+            .order_by_asc(mail_message::Column::Id)
+            .all(conn)
+    })
+    .await
 }
 
 /// Stored messages of these Outlook conversations, oldest first.
@@ -128,17 +124,13 @@ pub async fn messages_by_thread_roots<C: ConnectionTrait>(
     conn: &C,
     roots: &[String],
 ) -> Result<Vec<mail_message::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in roots.chunks(CHUNK) {
-        out.extend(
-            mail_message::Entity::find()
-                .filter(mail_message::Column::ThreadIndexRoot.is_in(chunk.to_vec()))
-                .order_by_asc(mail_message::Column::Id)
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(roots, |chunk| {
+        mail_message::Entity::find()
+            .filter(mail_message::Column::ThreadIndexRoot.is_in(chunk))
+            .order_by_asc(mail_message::Column::Id)
+            .all(conn)
+    })
+    .await
 }
 
 /// Tickets with these numbers.
@@ -146,16 +138,12 @@ pub async fn tickets_by_numbers<C: ConnectionTrait>(
     conn: &C,
     numbers: &[String],
 ) -> Result<Vec<ticket::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in numbers.chunks(CHUNK) {
-        out.extend(
-            ticket::Entity::find()
-                .filter(ticket::Column::Number.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(numbers, |chunk| {
+        ticket::Entity::find()
+            .filter(ticket::Column::Number.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// Tickets with these ids.
@@ -163,16 +151,12 @@ pub async fn tickets_by_ids<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> Result<Vec<ticket::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        out.extend(
-            ticket::Entity::find()
-                .filter(ticket::Column::Id.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(ids, |chunk| {
+        ticket::Entity::find()
+            .filter(ticket::Column::Id.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// E-mail contacts that belong to these citizens or have one of these values, oldest first.
@@ -247,16 +231,12 @@ pub async fn outbox_by_message_ids<C: ConnectionTrait>(
     conn: &C,
     ids: &[String],
 ) -> Result<Vec<mail_outbox::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        out.extend(
-            mail_outbox::Entity::find()
-                .filter(mail_outbox::Column::MessageId.is_in(chunk.to_vec()))
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(ids, |chunk| {
+        mail_outbox::Entity::find()
+            .filter(mail_outbox::Column::MessageId.is_in(chunk))
+            .all(conn)
+    })
+    .await
 }
 
 /// Queued messages due for a delivery attempt, oldest due first.
@@ -425,15 +405,11 @@ pub async fn attachments_of<C: ConnectionTrait>(
     conn: &C,
     mail_message_ids: &[Uuid],
 ) -> Result<Vec<mail_attachment::Model>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in mail_message_ids.chunks(CHUNK) {
-        out.extend(
-            mail_attachment::Entity::find()
-                .filter(mail_attachment::Column::MailMessageId.is_in(chunk.to_vec()))
-                .order_by_asc(mail_attachment::Column::Id)
-                .all(conn)
-                .await?,
-        );
-    }
-    Ok(out)
+    in_chunks(mail_message_ids, |chunk| {
+        mail_attachment::Entity::find()
+            .filter(mail_attachment::Column::MailMessageId.is_in(chunk))
+            .order_by_asc(mail_attachment::Column::Id)
+            .all(conn)
+    })
+    .await
 }
