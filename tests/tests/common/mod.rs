@@ -99,6 +99,25 @@ impl Drop for TestApp {
     }
 }
 
+/// A scratch database URL (a temporary SQLite file, or a fresh PostgreSQL database) and what
+/// removes it.
+pub async fn scratch_database(backend: Backend) -> (String, Cleanup) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("sportello-test-{}", Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            (
+                format!("sqlite://{}/t.db?mode=rwc", dir.display()),
+                Cleanup::Dir(dir),
+            )
+        }
+        Backend::Postgres => {
+            let (url, admin_url, name) = fresh_pg_database().await;
+            (url, Cleanup::PgDatabase { admin_url, name })
+        }
+    }
+}
+
 /// Creates an empty database on the configured PostgreSQL and returns its URL.
 pub async fn fresh_pg_database() -> (String, String, String) {
     let admin_url = pg_url().expect("SPORTELLO_TEST_PG_URL");
@@ -128,44 +147,45 @@ pub async fn fresh_pg_database() -> (String, String, String) {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
-        let (url, cleanup) = match backend {
-            Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("sportello-test-{}", Uuid::now_v7()));
-                std::fs::create_dir_all(&dir).unwrap();
-                (
-                    format!("sqlite://{}/t.db?mode=rwc", dir.display()),
-                    Cleanup::Dir(dir),
-                )
-            }
-            Backend::Postgres => {
-                let (url, admin_url, name) = fresh_pg_database().await;
-                (url, Cleanup::PgDatabase { admin_url, name })
-            }
-        };
+        let (url, cleanup) = scratch_database(backend).await;
         Self::spawn_on(&url, Some(cleanup)).await
     }
 
     /// Runs another instance on an existing database (for multi-instance tests).
     pub async fn spawn_on(url: &str, cleanup: Option<Cleanup>) -> TestApp {
+        Self::spawn_with(url, cleanup, ServiceConfig::default(), true).await
+    }
+
+    /// An instance with its own service configuration; `background` starts the router and the
+    /// cross-instance event relay as `sportello serve` does (suites of a single channel may
+    /// leave them off to observe the channel alone).
+    pub async fn spawn_with(
+        url: &str,
+        cleanup: Option<Cleanup>,
+        config: ServiceConfig,
+        background: bool,
+    ) -> TestApp {
         let db = sportello_store::connect(url, &Default::default())
             .await
             .expect("connect");
-        let app = App::new(db, ServiceConfig::default()).await.expect("app");
+        let app = App::new(db, config).await.expect("app");
         app.bootstrap_admin(Some(ADMIN_PASSWORD.into()))
             .await
             .expect("bootstrap admin");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
-        let router_app = app.clone();
-        let router_stop = stop.clone();
-        tokio::spawn(async move {
-            router_app
-                .run_router(router_stop, std::time::Duration::from_millis(200))
-                .await
-        });
-        // Dashboard events to and from other instances on the same PostgreSQL database.
-        app.start_event_relay(stop.clone());
+        if background {
+            let router_app = app.clone();
+            let router_stop = stop.clone();
+            tokio::spawn(async move {
+                router_app
+                    .run_router(router_stop, std::time::Duration::from_millis(200))
+                    .await
+            });
+            // Dashboard events to and from other instances on the same PostgreSQL database.
+            app.start_event_relay(stop.clone());
+        }
         let router = sportello_server::router(app.clone(), Default::default());
         let s = stop.clone();
         tokio::spawn(async move {

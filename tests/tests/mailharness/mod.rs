@@ -6,18 +6,16 @@
 
 use std::sync::{Arc, Mutex};
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::Value;
 use sportello_domain::EmailAddress;
+use sportello_service::ServiceConfig;
 use sportello_service::mail::sportello_mail::imap::{FetchedMessage, MailboxConfig};
 use sportello_service::mail::sportello_mail::{EmailConfig, MailSink, SmtpConfig, TlsMode};
-use sportello_service::{App, ServiceConfig};
-use sportello_store::sea_orm::{ConnectionTrait, Statement};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::common::{self, ADMIN_PASSWORD, Backend, Cleanup};
+use crate::common::{self, Backend, Cleanup, TestApp};
 
 pub const MAILBOX: &str = "welfare";
 pub const MAILBOX_ADDRESS: &str = "welfare@comune.example.it";
@@ -82,190 +80,39 @@ pub fn email_config() -> EmailConfig {
     }
 }
 
+/// A [`TestApp`] with an `[email]` configuration (router and relay off, so the suites see the
+/// channel alone), plus the UIDs it hands to delivered messages.
 pub struct MailApp {
-    pub base: String,
-    pub client: reqwest::Client,
-    pub app: App,
-    pub admin_token: String,
-    pub database_url: String,
-    pub stop: CancellationToken,
-    cleanup: Option<Cleanup>,
+    inner: TestApp,
     next_uid: Mutex<u32>,
 }
 
-impl Drop for MailApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        match self.cleanup.take() {
-            Some(Cleanup::Dir(d)) => {
-                let _ = std::fs::remove_dir_all(d);
-            }
-            Some(Cleanup::PgDatabase { admin_url, name }) => {
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .ok()?;
-                    rt.block_on(async {
-                        let opts = sportello_store::DbOptions {
-                            migrate: false,
-                            ..Default::default()
-                        };
-                        let db = sportello_store::connect(&admin_url, &opts).await.ok()?;
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        db.write
-                            .execute_raw(Statement::from_string(db.backend(), sql))
-                            .await
-                            .ok()?;
-                        Some(())
-                    })
-                })
-                .join();
-            }
-            None => {}
-        }
-    }
-}
+impl std::ops::Deref for MailApp {
+    type Target = TestApp;
 
-/// A scratch database URL and what removes it.
-pub async fn scratch_database(backend: Backend) -> (String, Cleanup) {
-    match backend {
-        Backend::Sqlite => {
-            let dir = std::env::temp_dir().join(format!("sportello-mailtest-{}", Uuid::now_v7()));
-            std::fs::create_dir_all(&dir).unwrap();
-            (
-                format!("sqlite://{}/t.db?mode=rwc", dir.display()),
-                Cleanup::Dir(dir),
-            )
-        }
-        Backend::Postgres => {
-            let (url, admin_url, name) = common::fresh_pg_database().await;
-            (url, Cleanup::PgDatabase { admin_url, name })
-        }
+    fn deref(&self) -> &TestApp {
+        &self.inner
     }
 }
 
 impl MailApp {
     pub async fn spawn(backend: Backend, email: EmailConfig) -> MailApp {
-        let (url, cleanup) = scratch_database(backend).await;
+        let (url, cleanup) = common::scratch_database(backend).await;
         Self::spawn_on(&url, Some(cleanup), email).await
     }
 
     /// Another instance on an existing database.
     pub async fn spawn_on(url: &str, cleanup: Option<Cleanup>, email: EmailConfig) -> MailApp {
-        let db = sportello_store::connect(url, &Default::default())
-            .await
-            .expect("connect");
         let config = ServiceConfig {
             email,
             ..ServiceConfig::default()
         };
-        let app = App::new(db, config).await.expect("app");
-        app.bootstrap_admin(Some(ADMIN_PASSWORD.into()))
-            .await
-            .expect("bootstrap admin");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let router = sportello_server::router(app.clone(), Default::default());
-        let s = stop.clone();
-        tokio::spawn(async move {
-            sportello_server::serve(listener, router, async move { s.cancelled().await }).await
-        });
-        let mut t = MailApp {
-            base,
-            client: reqwest::Client::new(),
-            app,
-            admin_token: String::new(),
-            database_url: url.to_owned(),
-            stop,
-            cleanup,
+        MailApp {
+            inner: TestApp::spawn_with(url, cleanup, config, false).await,
             next_uid: Mutex::new(1),
-        };
-        t.admin_token = t.login("admin", ADMIN_PASSWORD).await;
-        t
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    pub async fn login(&self, username: &str, password: &str) -> String {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "login {username}: {body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
         }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let ctype = res
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let text = res.text().await.unwrap();
-        if status.is_client_error() || status.is_server_error() {
-            assert_eq!(
-                ctype, "application/problem+json",
-                "{status} {path}: errors must be problem+json: {text}"
-            );
-        }
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, v)
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, Some(token), None).await
-    }
-
-    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(token), Some(body)).await
-    }
-
-    /// Creates a user with the given roles and returns (id, token).
-    pub async fn user(&self, username: &str, roles: &[&str]) -> (String, String) {
-        let pw = format!("{username}-password");
-        let (status, body) = self
-            .post(
-                "/api/v1/users",
-                &self.admin_token,
-                json!({"username": username, "password": pw, "name": format!("Operatore {username}"), "roles": roles}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        (
-            body["id"].as_str().unwrap().to_owned(),
-            self.login(username, &pw).await,
-        )
-    }
-
-    /// Feeds raw messages through the fetchers' sink, as the next UIDs of the mailbox.
     pub async fn deliver(&self, raws: &[Vec<u8>]) {
         let sink = self.app.mail_sink();
         let messages: Vec<FetchedMessage> = {
