@@ -642,14 +642,16 @@ impl<'a> Batch<'a> {
             ticket_status.insert(t.id, Status::parse(&t.status).unwrap_or(Status::New));
         }
         let mut linked: HashMap<Uuid, HashMap<Uuid, LinkedCall>> = HashMap::new();
-        for c in q::calls_of_callbacks(txn, &cb_ids).await? {
-            if let Some(cb) = c.callback_id {
+        for (id, callback, direction, outcome, started_at) in
+            q::calls_of_callbacks(txn, &cb_ids).await?
+        {
+            if let Some(cb) = callback {
                 linked.entry(cb).or_default().insert(
-                    c.id,
+                    id,
                     LinkedCall {
-                        direction: parse_direction(&c.direction),
-                        outcome: parse_outcome(c.outcome.as_deref()),
-                        started_at: c.started_at,
+                        direction: parse_direction(&direction),
+                        outcome: parse_outcome(outcome.as_deref()),
+                        started_at,
                     },
                 );
             }

@@ -220,18 +220,30 @@ pub async fn open_callbacks<C: ConnectionTrait>(
     .await
 }
 
-/// The calls that belong to these call-backs.
+/// The calls that belong to these call-backs, as `(id, callback id, direction, outcome,
+/// started at)`: what deciding a call-back's state needs, without the stored call records,
+/// which grow with every call a long-open call-back collects.
 pub async fn calls_of_callbacks<C: ConnectionTrait>(
     conn: &C,
     callback_ids: &[Uuid],
-) -> Result<Vec<call::Model>, sea_orm::DbErr> {
+) -> Result<Vec<LinkedCallRow>, sea_orm::DbErr> {
     in_chunks(callback_ids, |chunk| {
         call::Entity::find()
+            .select_only()
+            .column(call::Column::Id)
+            .column(call::Column::CallbackId)
+            .column(call::Column::Direction)
+            .column(call::Column::Outcome)
+            .column(call::Column::StartedAt)
             .filter(call::Column::CallbackId.is_in(chunk))
+            .into_tuple()
             .all(conn)
     })
     .await
 }
+
+/// A call linked to a call-back: id, call-back id, direction, outcome, start.
+pub type LinkedCallRow = (Uuid, Option<Uuid>, String, Option<String>, DateTime<Utc>);
 
 /// For each of these numbers that had an answered call, when the latest one started.
 pub async fn last_answered<C: ConnectionTrait>(
