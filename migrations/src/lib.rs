@@ -9,6 +9,9 @@ mod m20261126_000004_routing;
 mod m20261126_000005_counter;
 mod m20261126_000006_dashboard;
 mod m20261126_000007_contact_lookup;
+mod m20261126_000008_prepared_answers;
+mod m20261126_000009_applications;
+mod m20261126_000010_report_baselines;
 mod util;
 
 /// Applies every migration in order; run at start-up and by `sportello migrate`.
@@ -25,6 +28,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_counter::Migration),
             Box::new(m20261126_000006_dashboard::Migration),
             Box::new(m20261126_000007_contact_lookup::Migration),
+            Box::new(m20261126_000008_prepared_answers::Migration),
+            Box::new(m20261126_000009_applications::Migration),
+            Box::new(m20261126_000010_report_baselines::Migration),
         ]
     }
 }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::config::Config;
 
 mod dashboard;
+mod report;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -103,6 +104,16 @@ pub enum BenchCommand {
         /// Tickets in the queues before the clients connect.
         #[arg(long, default_value_t = 300)]
         backlog: usize,
+    },
+    /// Reports: the monthly contacts, applications and payments reports (JSON, CSV, XLSX)
+    /// through GET /api/v1/reports/... over a year of tickets and applications.
+    Report {
+        /// Tickets spread over the year before now.
+        #[arg(long, default_value_t = 1_000_000)]
+        tickets: usize,
+        /// Applications over the same year (with their payments).
+        #[arg(long, default_value_t = 100_000)]
+        applications: usize,
     },
     /// The client side of `bench dashboard`, in a process of its own (token in SPORTELLO_TOKEN).
     #[command(hide = true)]
@@ -276,6 +287,10 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> anyhow::Result<()> {
             operators,
             backlog,
         } => dashboard::bench_dashboard(&r, clients, tickets, operators, backlog, &backend).await,
+        BenchCommand::Report {
+            tickets,
+            applications,
+        } => report::bench_report(&r, tickets, applications, &backend).await,
         // Handled before the server starts: the mailbox must be filled first; the dashboard's
         // clients run in their own process.
         BenchCommand::Mail { .. } | BenchCommand::DashboardClients { .. } => Ok(()),

@@ -60,6 +60,9 @@ pub struct Config {
     /// config/email.example.toml). Empty by default: no mailbox is fetched.
     #[serde(default, skip_serializing)]
     pub email: sportello_service::mail::sportello_mail::EmailConfig,
+    /// Who may read `/metrics`: loopback only unless a token is set (docs/ADMIN.md).
+    #[serde(default, skip_serializing)]
+    pub metrics: sportello_server::metrics::MetricsConfig,
 }
 
 /// Loads the layers; `overrides` are the command-line flags as `section.key` pairs.
@@ -109,6 +112,26 @@ mod tests {
         assert_eq!(c.email.mailboxes[0].name, "welfare");
         assert_eq!(c.email.smtp.as_ref().unwrap().port(), 587);
         c.email.validate().unwrap();
+    }
+
+    #[test]
+    fn the_production_example_loads_with_every_section() {
+        let example = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/production.example.toml"
+        ));
+        let c = load(&[example], &[]).unwrap();
+        assert!(c.server.secure_cookies);
+        assert!(c.database.url.starts_with("postgres://"));
+        assert_eq!(c.service.calendar.patron_days, ["12-07"]);
+        assert_eq!(c.service.counter.template.len(), 2);
+        assert_eq!(c.phone.integrations.len(), 1);
+        assert_eq!(c.phone.extensions.len(), 2);
+        assert_eq!(c.email.mailboxes.len(), 1);
+        assert!(c.email.smtp.is_some());
+        c.email.validate().unwrap();
+        assert!(c.metrics.enabled);
+        assert_eq!(c.log.format, "json");
     }
 
     #[test]

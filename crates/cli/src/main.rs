@@ -1,8 +1,11 @@
 //! `sportello`: one binary with subcommands to serve, migrate, administer and measure.
 
+mod backup;
 mod bench;
 mod config;
+mod demo;
 mod import_cdr;
+mod report;
 mod watch;
 
 use std::path::PathBuf;
@@ -40,6 +43,24 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to FILE while the server runs (checked
+    /// with SQLite's integrity check). For PostgreSQL use pg_dump (see docs/ADMIN.md).
+    Backup {
+        /// Where to write the copy; restore by serving it (`--database-url sqlite://FILE`).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a live demo on a temporary database: operators, counter sessions and a stream of
+    /// phone calls, e-mails and counter visits. Prints the URL and the demo accounts; runs
+    /// until Ctrl-C.
+    Demo {
+        /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Administration tasks.
     Admin {
         #[command(subcommand)]
@@ -68,6 +89,12 @@ enum Command {
         /// Print the figures as JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Reports (contacts, applications, payments, SLA, comparison with the year before and
+    /// baselines) as CSV, XLSX or JSON files; importing baselines.
+    Report {
+        #[command(subcommand)]
+        command: report::ReportCommand,
     },
     /// Measure throughput and latency (prints figures for docs/benchmarks.md).
     Bench {
@@ -161,17 +188,40 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             "\n  First start: created user 'admin' with password: {pw}\n  Sign in and change it.\n"
         );
     }
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let listener = bind(&cfg.server.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
     println!("Sportello is serving on http://{addr}");
-    let token = CancellationToken::new();
+    run_server(app, &cfg, listener, CancellationToken::new(), true).await
+}
+
+/// Binds the HTTP listener, naming the address when that fails.
+pub(crate) async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+/// Runs what `serve` runs on an opened application and a bound listener: the e-mail channel,
+/// the router, the counter tasks, the cross-instance relay and the HTTP server, until SIGTERM,
+/// Ctrl-C or `token` stops them; then drains requests and closes the database. Without
+/// `fetch_mail` no mailbox fetcher or outbox worker starts (the demo feeds its mailbox itself).
+pub(crate) async fn run_server(
+    app: App,
+    cfg: &config::Config,
+    listener: tokio::net::TcpListener,
+    token: CancellationToken,
+    fetch_mail: bool,
+) -> anyhow::Result<()> {
     // Mailbox fetchers and the outbox worker; nothing starts without [email] settings.
-    let mail_tasks = app
-        .start_mail(token.clone())
-        .context("starting the e-mail channel")?;
+    let mail_tasks = if fetch_mail {
+        Some(
+            app.start_mail(token.clone())
+                .context("starting the e-mail channel")?,
+        )
+    } else {
+        None
+    };
     // The router: routes every new ticket, keeps SLA states, pushes work to operators.
     let router_task = tokio::spawn({
         let (app, token) = (app.clone(), token.clone());
@@ -185,9 +235,16 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         let (app, token) = (app.clone(), token.clone());
         async move { app.run_counter_tasks(token).await }
     });
+    // Post-payment monitoring checks that fell due become back-office tickets.
+    let applications_task = tokio::spawn({
+        let (app, token) = (app.clone(), token.clone());
+        async move { app.run_application_tasks(token).await }
+    });
     // Dashboard events to and from the other instances (PostgreSQL only).
     let relay_task = app.start_event_relay(token.clone());
-    let (router, hub) = sportello_server::router_and_hub(app.clone(), cfg.server.clone());
+    let mut server = cfg.server.clone();
+    server.metrics = cfg.metrics.clone();
+    let (router, hub) = sportello_server::router_and_hub(app.clone(), server);
     let shutdown = {
         let token = token.clone();
         async move {
@@ -198,9 +255,12 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     };
     let served = sportello_server::serve(listener, router, shutdown).await;
     token.cancel();
-    mail_tasks.join().await;
+    if let Some(tasks) = mail_tasks {
+        tasks.join().await;
+    }
     let _ = router_task.await;
     let _ = counter_task.await;
+    let _ = applications_task.await;
     if let Some(relay) = relay_task {
         let _ = relay.await;
     }
@@ -228,16 +288,23 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve { listen: None });
     let listen = match &command {
-        Command::Serve { listen } => listen.clone(),
+        Command::Serve { listen } | Command::Demo { listen } => listen.clone(),
         _ => None,
     };
-    let cfg = config::load(
+    let mut cfg = config::load(
         &cli.config,
         &[
             ("server.listen", listen),
             ("database.url", cli.database_url.clone()),
         ],
     )?;
+    if matches!(command, Command::Demo { .. })
+        && std::env::var_os("RUST_LOG").is_none()
+        && std::env::var_os("SPORTELLO__LOG__LEVEL").is_none()
+    {
+        // The demo's console is for its URL and accounts; its traffic would drown them.
+        cfg.log.level = "warn".into();
+    }
     init_tracing(&cfg.log);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -281,7 +348,24 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::Backup { output, force } => {
+                let done = backup::run(&cfg.database.url, &output, force).await?;
+                println!(
+                    "backup written to {} ({} tickets, {:.1} MB); integrity check: ok",
+                    done.path.display(),
+                    done.tickets,
+                    done.bytes as f64 / 1_048_576.0
+                );
+                Ok(())
+            }
+            Command::Demo { .. } => demo::run(cfg).await,
             Command::Simulate { staffing, json } => simulate(&staffing, json),
+            Command::Report { command } => {
+                let app = open_app(&cfg).await?;
+                let done = report::run(&app, command).await;
+                app.db().clone().close().await;
+                done
+            }
             Command::Bench { command } => bench::run(command, cfg).await,
             Command::Watch { url, token } => watch::run(&url, &token).await,
         }

@@ -3,6 +3,7 @@
 //! Nothing here is async, touches a database or speaks HTTP; adapters and storage depend on
 //! this crate, never the other way round.
 
+pub mod answer;
 pub mod calendar;
 #[macro_use]
 pub mod slug;
@@ -12,6 +13,8 @@ pub mod event;
 pub mod taxonomy;
 pub mod ticket;
 pub mod user;
+// After `slug`: its enums are declared with `slug_enum!`.
+pub mod application;
 
 pub use codice_fiscale::CodiceFiscale;
 pub use contact::{EmailAddress, PhoneNumber};

@@ -6,7 +6,9 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +36,10 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Mark the session cookie `Secure` (set when served behind TLS).
     pub secure_cookies: bool,
+    /// Who may read `/metrics` (`[metrics]` at the top of the configuration file; the binary
+    /// copies it here).
+    #[serde(skip)]
+    pub metrics: metrics::MetricsConfig,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +49,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 2 * 1024 * 1024,
             request_timeout_secs: 30,
             secure_cookies: false,
+            metrics: metrics::MetricsConfig::default(),
         }
     }
 }
@@ -70,10 +77,13 @@ pub fn router_and_hub(app: App, config: ServerConfig) -> (Router, api::dashboard
         app,
         config: Arc::new(config.clone()),
     };
+    let metrics_state = state.clone();
     let request_id = HeaderName::from_static("x-request-id");
     let router = Router::new()
         .merge(api::health::router())
+        .merge(metrics::router())
         .merge(api::dashboard::page_router())
+        .merge(web::router(&state.app))
         .nest("/api/v1", api::router())
         .fallback(error::not_found)
         .with_state(state)
@@ -100,7 +110,13 @@ pub fn router_and_hub(app: App, config: ServerConfig) -> (Router, api::dashboard
                 tracing::info_span!("http", http.method = %req.method(), http.route = %route, request.id = %id)
             }),
         )
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outermost, so timeouts (408) and body-limit refusals are timed too; `Router::layer`
+        // runs after routing, so the matched route is known.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics_state,
+            metrics::track,
+        ));
     (router, hub)
 }
 
@@ -110,7 +126,11 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address lets `/metrics` answer loopback scrapers only.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -47,6 +47,17 @@ impl Modify for BearerAuth {
         api::counter::check_in, api::counter::visit, api::counter::call_next,
         api::counter::walk_in, api::counter::today, api::counter::run_no_shows,
         api::counter::plan, api::counter::approve_plan,
+        api::applications::create, api::applications::list, api::applications::read,
+        api::applications::transition, api::applications::mark_document,
+        api::applications::record_payment, api::applications::link, api::applications::links,
+        api::applications::of_citizen,
+        api::operator::my_work, api::operator::queue, api::operator::classify,
+        api::operator::log_call, api::operator::appointments,
+        api::answers::list, api::answers::list_topics, api::answers::read, api::answers::create,
+        api::answers::update, api::answers::deactivate, api::answers::render,
+        api::reports::contacts, api::reports::applications, api::reports::payments,
+        api::reports::sla, api::reports::compare, api::reports::baselines,
+        api::reports::import_baselines,
     )
 )]
 pub struct ApiDoc;

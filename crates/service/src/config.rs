@@ -27,6 +27,9 @@ pub struct ServiceConfig {
     pub calendar: CalendarConfig,
     /// The counter channel: address, no-show grace period, planner (`[service.counter]`).
     pub counter: crate::counter::CounterConfig,
+    /// The back office's applications: notifications, ISEE thresholds, documents checklists
+    /// and monitoring per measure (`[service.applications]`).
+    pub applications: crate::applications::ApplicationsConfig,
 }
 
 impl Default for ServiceConfig {
@@ -39,6 +42,7 @@ impl Default for ServiceConfig {
             email: sportello_mail::EmailConfig::default(),
             calendar: CalendarConfig::default(),
             counter: crate::counter::CounterConfig::default(),
+            applications: crate::applications::ApplicationsConfig::default(),
         }
     }
 }

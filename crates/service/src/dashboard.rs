@@ -398,18 +398,18 @@ pub(crate) struct DashboardCache {
 /// full (a miss costs one query shared by a whole batch of events).
 const MAX_REMEMBERED: usize = 100_000;
 
-/// The raw material of SLA figures, mergeable across periods.
+/// The raw material of SLA figures, mergeable across periods (the reports merge one per day).
 #[derive(Clone, Debug, Default)]
-struct SlaSamples {
+pub(crate) struct SlaSamples {
     first_secs: Vec<i64>,
     first_within: u64,
-    first_overdue: u64,
+    pub(crate) first_overdue: u64,
     resolution_secs: Vec<i64>,
     resolution_within: u64,
 }
 
 impl SlaSamples {
-    fn merge(&self, other: &SlaSamples) -> SlaSamples {
+    pub(crate) fn merge(&self, other: &SlaSamples) -> SlaSamples {
         let mut out = self.clone();
         out.first_secs.extend_from_slice(&other.first_secs);
         out.first_within += other.first_within;
@@ -420,7 +420,7 @@ impl SlaSamples {
         out
     }
 
-    fn period(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> SlaPeriod {
+    pub(crate) fn period(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> SlaPeriod {
         let mut first = self.first_secs.clone();
         first.sort_unstable();
         let mut resolution = self.resolution_secs.clone();
@@ -455,7 +455,7 @@ fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 }
 
 /// Local midnight of a date, in UTC (the first valid instant when midnight is skipped).
-fn local_midnight(calendar: &BusinessCalendar, date: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn local_midnight(calendar: &BusinessCalendar, date: NaiveDate) -> DateTime<Utc> {
     let tz = calendar.timezone();
     let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     match tz.from_local_datetime(&naive) {
@@ -480,6 +480,29 @@ fn t(c: ticket::Column) -> Expr {
 
 fn r(c: ticket_routing::Column) -> Expr {
     col(ticket_routing::Entity, c)
+}
+
+/// The tickets whose `column` instant falls in `[from, to)`, narrowed to the scope: with
+/// `created_at` these are the period's contacts (one per ticket, however many messages, calls
+/// or visits it gathers), with `resolved_at` its resolutions. The dashboard's figures and the
+/// reports (`crate::reports`) both count from this query, with [`count_all`].
+pub(crate) fn tickets_between(
+    column: ticket::Column,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    scope: &DashboardScope,
+) -> SelectStatement {
+    let mut q = Query::select();
+    q.from(ticket::Entity)
+        .and_where(t(column).gte(from))
+        .and_where(t(column).lt(to));
+    in_scope(&mut q, scope);
+    q
+}
+
+/// `COUNT(*)`: every ticket row once (an index alone can answer it).
+pub(crate) fn count_all() -> Expr {
+    Expr::col(sea_orm::sea_query::Asterisk).count()
 }
 
 fn in_scope(q: &mut SelectStatement, scope: &DashboardScope) {
@@ -816,15 +839,12 @@ impl App {
         hourly: &mut [HourRow],
     ) -> Result<(), ServiceError> {
         let bucket = hour_bucket(t(column), starts);
-        let mut q = Query::select();
+        let mut q = tickets_between(column, from, to, scope);
         q.expr_as(t(ticket::Column::Channel), Alias::new("channel"))
             .expr_as(t(ticket::Column::Tier), Alias::new("tier"))
             .expr_as(t(ticket::Column::Category), Alias::new("category"))
             .expr_as(bucket, Alias::new("bucket"))
-            .expr_as(Expr::col(ticket::Column::Id).count(), Alias::new("n"))
-            .from(ticket::Entity)
-            .and_where(t(column).gte(from))
-            .and_where(t(column).lt(to))
+            .expr_as(count_all(), Alias::new("n"))
             // By name: PostgreSQL cannot tell that the CASE in the select list (with its bound
             // instants) is the same expression as a second copy here.
             .add_group_by([
@@ -833,7 +853,6 @@ impl App {
                 t(ticket::Column::Category),
                 Expr::col(Alias::new("bucket")),
             ]);
-        in_scope(&mut q, scope);
         let arrivals = matches!(column, ticket::Column::CreatedAt);
         for row in read.query_all(&q).await? {
             let key: RowKey = (
@@ -1112,89 +1131,134 @@ impl App {
         to: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<SlaSamples, ServiceError> {
+        let mut s = self
+            .sla_given_by(read, scope, None, from, to, at)
+            .await?
+            .remove(&None)
+            .unwrap_or_default();
+        s.first_overdue += self
+            .sla_overdue_by(read, scope, None, from, to, at)
+            .await?
+            .remove(&None)
+            .unwrap_or(0);
+        Ok(s)
+    }
+
+    /// The SLA clocks of the tickets matching `filter`, with the group key when asked.
+    fn sla_clocks(scope: &DashboardScope, group: Option<&Expr>, filter: Expr) -> SelectStatement {
+        let mut q = Query::select();
+        q.expr_as(r(ticket_routing::Column::SlaClock), Alias::new("clock"))
+            .from(ticket::Entity)
+            .inner_join(
+                ticket_routing::Entity,
+                r(ticket_routing::Column::TicketId).equals((ticket::Entity, ticket::Column::Id)),
+            )
+            .and_where(filter);
+        if let Some(g) = group {
+            q.expr_as(g.clone(), Alias::new("key"));
+        }
+        in_scope(&mut q, scope);
+        q
+    }
+
+    /// Business-time samples of first responses (`first_response_at`) and resolutions
+    /// (`resolved_at`) given in `[from, to)`, per value of `group` (one `None` group without).
+    /// The dashboard's SLA figures and the SLA report both come from here.
+    pub(crate) async fn sla_given_by(
+        &self,
+        read: &DatabaseConnection,
+        scope: &DashboardScope,
+        group: Option<&Expr>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<BTreeMap<Option<String>, SlaSamples>, ServiceError> {
         let calendar = &self.inner.routing.calendar;
-        let mut s = SlaSamples::default();
-        let clocks = |column: ticket::Column, extra: Option<Expr>| {
-            let mut q = Query::select();
-            q.expr_as(r(ticket_routing::Column::SlaClock), Alias::new("clock"))
-                .from(ticket::Entity)
-                .inner_join(
-                    ticket_routing::Entity,
-                    r(ticket_routing::Column::TicketId)
-                        .equals((ticket::Entity, ticket::Column::Id)),
-                );
-            match extra {
-                Some(e) => {
-                    q.and_where(e);
+        let mut out: BTreeMap<Option<String>, SlaSamples> = BTreeMap::new();
+        for (column, kind) in [
+            (ticket::Column::FirstResponseAt, TimerKind::FirstResponse),
+            (ticket::Column::ResolvedAt, TimerKind::Resolution),
+        ] {
+            let filter = t(column).gte(from).and(t(column).lt(to));
+            for row in read
+                .query_all(&Self::sla_clocks(scope, group, filter))
+                .await?
+            {
+                let Some(clock) = parse_clock(&row) else {
+                    continue;
+                };
+                let Some(timer) = clock.timer(kind) else {
+                    continue;
+                };
+                if timer.stopped_at.is_none() {
+                    continue;
                 }
-                None => {
-                    q.and_where(t(column).gte(from)).and_where(t(column).lt(to));
-                }
-            }
-            in_scope(&mut q, scope);
-            q
-        };
-        let parse = |row: &QueryResult| -> Option<SlaClock> {
-            let text: String = row.try_get("", "clock").ok()?;
-            serde_json::from_str(&text).ok()
-        };
-        for row in read
-            .query_all(&clocks(ticket::Column::FirstResponseAt, None))
-            .await?
-        {
-            let Some(clock) = parse(&row) else { continue };
-            let Some(timer) = clock.timer(TimerKind::FirstResponse) else {
-                continue;
-            };
-            if timer.stopped_at.is_none() {
-                continue;
-            }
-            if let Some(spent) = clock.spent(TimerKind::FirstResponse, at, calendar) {
-                s.first_secs.push(spent.num_seconds());
-                if !timer.was_late() {
-                    s.first_within += 1;
+                if let Some(spent) = clock.spent(kind, at, calendar) {
+                    let key = if group.is_some() {
+                        get(&row, "key")?
+                    } else {
+                        None
+                    };
+                    let s = out.entry(key).or_default();
+                    let within = !timer.was_late();
+                    if kind == TimerKind::FirstResponse {
+                        s.first_secs.push(spent.num_seconds());
+                        s.first_within += u64::from(within);
+                    } else {
+                        s.resolution_secs.push(spent.num_seconds());
+                        s.resolution_within += u64::from(within);
+                    }
                 }
             }
         }
-        for row in read
-            .query_all(&clocks(ticket::Column::ResolvedAt, None))
-            .await?
-        {
-            let Some(clock) = parse(&row) else { continue };
-            let Some(timer) = clock.timer(TimerKind::Resolution) else {
-                continue;
-            };
-            if timer.stopped_at.is_none() {
-                continue;
-            }
-            if let Some(spent) = clock.spent(TimerKind::Resolution, at, calendar) {
-                s.resolution_secs.push(spent.num_seconds());
-                if !timer.was_late() {
-                    s.resolution_within += 1;
-                }
-            }
-        }
+        Ok(out)
+    }
+
+    /// Unanswered active tickets whose first-response deadline passed in `[from, to)` (and
+    /// before `at`), per value of `group`: misses, though no response was given yet.
+    pub(crate) async fn sla_overdue_by(
+        &self,
+        read: &DatabaseConnection,
+        scope: &DashboardScope,
+        group: Option<&Expr>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<BTreeMap<Option<String>, u64>, ServiceError> {
+        let mut out = BTreeMap::new();
         // Unanswered and past the deadline: only breached tickets can be, so few are read.
         let overdue = t(ticket::Column::FirstResponseAt)
             .is_null()
             .and(t(ticket::Column::Status).is_in(ACTIVE))
             .and(r(ticket_routing::Column::SlaState).eq("breached"));
         for row in read
-            .query_all(&clocks(ticket::Column::FirstResponseAt, Some(overdue)))
+            .query_all(&Self::sla_clocks(scope, group, overdue))
             .await?
         {
-            let Some(clock) = parse(&row) else { continue };
+            let Some(clock) = parse_clock(&row) else {
+                continue;
+            };
             let Some(timer) = clock.timer(TimerKind::FirstResponse) else {
                 continue;
             };
             if timer.stopped_at.is_none()
                 && timer.due.is_some_and(|d| d >= from && d < to && d < at)
             {
-                s.first_overdue += 1;
+                let key = if group.is_some() {
+                    get(&row, "key")?
+                } else {
+                    None
+                };
+                *out.entry(key).or_default() += 1;
             }
         }
-        Ok(s)
+        Ok(out)
     }
+}
+
+fn parse_clock(row: &QueryResult) -> Option<SlaClock> {
+    let text: String = row.try_get("", "clock").ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 #[cfg(test)]

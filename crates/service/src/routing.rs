@@ -665,6 +665,8 @@ impl App {
             .collect();
         let mut events = Vec::new();
         let mut assigned = std::collections::HashSet::new();
+        // How long each assigned ticket waited, recorded in the metrics once committed.
+        let mut waited = Vec::new();
         for a in &plan {
             let res = ticket::Entity::update_many()
                 .col_expr(ticket::Column::AssigneeId, Expr::value(a.operator_id))
@@ -715,6 +717,7 @@ impl App {
                 tier: w.tier,
                 at,
             });
+            waited.push((w.tier, at - w.enqueued_at));
         }
         // The reason each remaining ticket waits, written only when it changed.
         for (w, r) in waiting.iter().filter(|(w, _)| !assigned.contains(&w.id)) {
@@ -728,6 +731,9 @@ impl App {
             }
         }
         txn.commit().await?;
+        for (tier, w) in waited {
+            self.metrics().observe_assignment(tier, w);
+        }
         let n = events.len();
         self.bus().publish_all(events);
         Ok(n)

@@ -1,5 +1,7 @@
 //! The REST API v1: one router per feature, merged here.
 
+pub mod answers;
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod citizens;
@@ -7,7 +9,9 @@ pub mod counter;
 pub mod dashboard;
 pub mod health;
 pub mod mail;
+pub mod operator;
 pub mod phone;
+pub mod reports;
 pub mod routing;
 pub mod taxonomy;
 pub mod tickets;
@@ -31,5 +35,9 @@ pub fn router() -> Router<AppState> {
         .merge(mail::router())
         .merge(counter::router())
         .merge(dashboard::router())
+        .merge(operator::router())
+        .merge(answers::router())
+        .merge(reports::router())
+        .merge(applications::router())
         .merge(crate::openapi::router())
 }

@@ -293,6 +293,50 @@ impl App {
     }
 }
 
+/// A mailbox's fetcher as readiness probes and metrics see it: states and times only, no error
+/// text (which may name accounts or servers; admins read it in [`App::mail_status`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MailboxHealth {
+    pub name: String,
+    /// `starting`, `running`, `standby`, `stopped` or `not_started` (see [`MailboxView`]).
+    pub fetcher: String,
+    pub connected: bool,
+    pub last_fetch: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_error_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Sessions that ended in an error since start.
+    pub failures: u64,
+}
+
+impl App {
+    /// The state of this instance's fetcher of every configured mailbox, from memory.
+    pub fn mailbox_health(&self) -> Vec<MailboxHealth> {
+        let mail = self.mail();
+        mail.config
+            .mailboxes
+            .iter()
+            .map(|m| {
+                let slot = mail.slot(&m.name);
+                let status = slot
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .map(|h| h.snapshot())
+                    .unwrap_or_default();
+                let running = slot.as_ref().is_some_and(|s| s.state == "running");
+                MailboxHealth {
+                    name: m.name.clone(),
+                    fetcher: slot
+                        .map(|s| s.state.to_owned())
+                        .unwrap_or_else(|| "not_started".into()),
+                    connected: running && status.connected,
+                    last_fetch: status.last_fetch,
+                    last_error_at: status.last_error_at,
+                    failures: status.failures,
+                }
+            })
+            .collect()
+    }
+}
+
 /// Loads a ticket the actor may work on (operator role, visible tier).
 pub(crate) async fn load_visible<C: ConnectionTrait>(
     conn: &C,

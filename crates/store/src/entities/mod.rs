@@ -1,6 +1,10 @@
 //! sea-orm entities, one module per table, in the shape `sea-orm-cli generate entity` writes.
 //! They mirror the migrations exactly; behaviour lives in the service layer, not here.
 
+pub mod application;
+pub mod application_document;
+pub mod application_event;
+pub mod application_monitoring;
 pub mod audit_log;
 pub mod auth_token;
 pub mod call;
@@ -17,9 +21,12 @@ pub mod mail_message;
 pub mod mail_outbox;
 pub mod mail_quarantine;
 pub mod operator_profile;
+pub mod payment;
+pub mod prepared_answer;
 pub mod setting;
 pub mod taxonomy;
 pub mod ticket;
+pub mod ticket_application;
 pub mod ticket_counter;
 pub mod ticket_entry;
 pub mod ticket_routing;
