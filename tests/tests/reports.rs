@@ -339,6 +339,20 @@ async fn csv_and_xlsx_carry_the_same_figures(t: TestApp) {
 }
 
 async fn bad_parameters_are_named(t: TestApp) {
+    let (_, doc) = t.get("/api/v1/openapi.json", &t.admin_token).await;
+    for path in [
+        "contacts",
+        "applications",
+        "payments",
+        "sla",
+        "compare",
+        "baselines",
+    ] {
+        assert!(
+            doc["paths"][format!("/api/v1/reports/{path}")].is_object(),
+            "{path} is in the OpenAPI document"
+        );
+    }
     let cases = [
         ("from=2026-02-30&to=2026-03-31", "from"),
         ("from=2026-03-01&to=31/03/2026", "to"),

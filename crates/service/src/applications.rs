@@ -594,7 +594,7 @@ impl App {
         &self.config().applications
     }
 
-    fn measure_label(&self, slug: &str) -> Option<String> {
+    fn application_measure_label(&self, slug: &str) -> Option<String> {
         self.taxonomy()
             .measures
             .into_iter()
@@ -602,7 +602,7 @@ impl App {
             .map(|m| m.label_it)
     }
 
-    fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
+    fn application_local_date(&self, at: DateTime<Utc>) -> NaiveDate {
         self.inner.routing.calendar.local_date(at)
     }
 
@@ -886,7 +886,7 @@ impl App {
             None
         };
         Ok(ApplicationPage {
-            items: self.summaries(rows).await?,
+            items: self.application_summaries(rows).await?,
             next_cursor: next,
         })
     }
@@ -913,14 +913,14 @@ impl App {
             .all(read)
             .await?;
         Ok(ApplicationPage {
-            items: self.summaries(rows).await?,
+            items: self.application_summaries(rows).await?,
             next_cursor: None,
         })
     }
 
     /// Views of many applications with their documents, citizens and payment totals, in one
     /// query each.
-    async fn summaries(
+    async fn application_summaries(
         &self,
         rows: Vec<application::Model>,
     ) -> Result<Vec<ApplicationView>, ServiceError> {
@@ -973,12 +973,12 @@ impl App {
                     name: n.clone(),
                 });
                 let label = labels.get(&a.measure).cloned();
-                self.view(a, c, label, d, &pm)
+                self.application_view_of(a, c, label, d, &pm)
             })
             .collect())
     }
 
-    fn view(
+    fn application_view_of(
         &self,
         a: application::Model,
         citizen: Option<CitizenRef>,
@@ -993,7 +993,7 @@ impl App {
             &a.measure,
             &rules,
             isee.as_ref(),
-            self.local_date(a.submitted_at),
+            self.application_local_date(a.submitted_at),
         );
         let total = payments
             .iter()
@@ -1103,7 +1103,7 @@ impl App {
             .order_by_asc(application_monitoring::Column::Seq)
             .all(read)
             .await?;
-        let mut v = self.summaries(vec![a]).await?.remove(0);
+        let mut v = self.application_summaries(vec![a]).await?.remove(0);
         v.history = Some(
             history
                 .into_iter()
@@ -1222,7 +1222,7 @@ impl App {
                     .one(&txn)
                     .await?
                     .map(|p| p.paid_on)
-                    .unwrap_or_else(|| self.local_date(at));
+                    .unwrap_or_else(|| self.application_local_date(at));
                 let rules = self.applications_config().rules(&a.measure);
                 scheduled = schedule_monitoring(&txn, id, &rules, last, at).await?;
             }
@@ -1269,7 +1269,7 @@ impl App {
         let cfg = self.applications_config();
         match to {
             ApplicationStatus::DocumentsRequested if cfg.notify_documents_requested => {
-                self.notify(
+                self.notify_application(
                     actor,
                     id,
                     Notice::DocumentsRequested,
@@ -1279,7 +1279,7 @@ impl App {
                 .await;
             }
             ApplicationStatus::Eligible | ApplicationStatus::NotEligible if cfg.notify_outcome => {
-                self.notify(actor, id, Notice::Outcome, reason.as_deref(), None)
+                self.notify_application(actor, id, Notice::Outcome, reason.as_deref(), None)
                     .await;
             }
             _ => {}
@@ -1524,7 +1524,7 @@ impl App {
         txn.commit().await?;
         tracing::info!(application.id = %id, payment.id = %payment_id, instalment, of, "payment recorded");
         if self.applications_config().notify_payment {
-            self.notify(actor, id, Notice::Payment, None, Some(&row))
+            self.notify_application(actor, id, Notice::Payment, None, Some(&row))
                 .await;
         }
         let mut v = self.application_view(actor, id, false).await?;
@@ -1566,7 +1566,7 @@ impl App {
                     body: Set(format!(
                         "Collegato alla pratica {} ({}, {})",
                         reference_of(&a),
-                        self.measure_label(&a.measure)
+                        self.application_measure_label(&a.measure)
                             .unwrap_or_else(|| a.measure.clone()),
                         stored_status(&a.status).label_it()
                     )),
@@ -1643,13 +1643,13 @@ impl App {
         };
         Ok(TicketApplications {
             ticket_id,
-            items: self.summaries(rows).await?,
+            items: self.application_summaries(rows).await?,
         })
     }
 
     /// Tells the citizen by e-mail, after the change committed. Never fails the change: with
     /// no e-mail address, or no way to send, the history says so.
-    async fn notify(
+    async fn notify_application(
         &self,
         actor: &Actor,
         id: Uuid,
@@ -1657,10 +1657,13 @@ impl App {
         reason: Option<&str>,
         paid: Option<&payment::Model>,
     ) {
-        if let Err(e) = self.try_notify(actor, id, notice, reason, paid).await {
+        if let Err(e) = self
+            .try_notify_application(actor, id, notice, reason, paid)
+            .await
+        {
             tracing::warn!(application.id = %id, notice = notice.slug(), error = %e, "application notification not sent");
             let _ = self
-                .note_notification(
+                .note_application_notification(
                     id,
                     actor,
                     serde_json::json!({ "notice": notice.slug(), "state": "failed" }),
@@ -1670,7 +1673,7 @@ impl App {
         }
     }
 
-    async fn note_notification(
+    async fn note_application_notification(
         &self,
         id: Uuid,
         actor: &Actor,
@@ -1692,7 +1695,7 @@ impl App {
         Ok(())
     }
 
-    async fn try_notify(
+    async fn try_notify_application(
         &self,
         actor: &Actor,
         id: Uuid,
@@ -1713,7 +1716,7 @@ impl App {
             .is_some();
         if !has_email {
             return self
-                .note_notification(
+                .note_application_notification(
                     id,
                     actor,
                     serde_json::json!({ "notice": notice.slug(), "state": "no_email" }),
@@ -1725,7 +1728,7 @@ impl App {
         if email.mailboxes.is_empty() && email.smtp.is_none() {
             // Without a mailbox or a relay nothing could be sent: no ticket is opened for it.
             return self
-                .note_notification(
+                .note_application_notification(
                     id,
                     actor,
                     serde_json::json!({ "notice": notice.slug(), "state": "not_sent" }),
@@ -1733,7 +1736,9 @@ impl App {
                 )
                 .await;
         }
-        let body = self.notice_body(&a, notice, reason, paid).await?;
+        let body = self
+            .application_notice_body(&a, notice, reason, paid)
+            .await?;
         // The notice goes out as a message on a ticket of this citizen linked to the
         // application, so a reply threads back to it; without one, a back-office ticket is
         // opened for the correspondence and set aside as resolved (a reply reopens it).
@@ -1743,9 +1748,13 @@ impl App {
             roles: vec![Role::Supervisor],
             ..actor.clone()
         };
-        let (ticket_id, opened) = match self.correspondence_ticket(&a).await? {
+        let (ticket_id, opened) = match self.application_correspondence_ticket(&a).await? {
             Some(t) => (t, false),
-            None => (self.open_correspondence_ticket(&a, notice).await?, true),
+            None => (
+                self.open_application_correspondence_ticket(&a, notice)
+                    .await?,
+                true,
+            ),
         };
         let reply = crate::mail::NewReply {
             body,
@@ -1759,7 +1768,7 @@ impl App {
             .unwrap_or_default();
         match self.reply_by_email(&sender, ticket_id, reply).await {
             Ok(r) => {
-                self.note_notification(
+                self.note_application_notification(
                     id,
                     actor,
                     serde_json::json!({
@@ -1774,7 +1783,7 @@ impl App {
                 .await?;
             }
             Err(ServiceError::Conflict(why)) => {
-                self.note_notification(
+                self.note_application_notification(
                     id,
                     actor,
                     serde_json::json!({
@@ -1790,14 +1799,14 @@ impl App {
             Err(e) => return Err(e),
         }
         if opened {
-            self.set_aside(ticket_id).await;
+            self.set_aside_notification_ticket(ticket_id).await;
         }
         Ok(())
     }
 
     /// The latest ticket linked to the application that is about the same citizen and still
     /// open to messages.
-    async fn correspondence_ticket(
+    async fn application_correspondence_ticket(
         &self,
         a: &application::Model,
     ) -> Result<Option<Uuid>, ServiceError> {
@@ -1822,13 +1831,13 @@ impl App {
             .map(|t| t.id))
     }
 
-    async fn open_correspondence_ticket(
+    async fn open_application_correspondence_ticket(
         &self,
         a: &application::Model,
         notice: Notice,
     ) -> Result<Uuid, ServiceError> {
         let label = self
-            .measure_label(&a.measure)
+            .application_measure_label(&a.measure)
             .unwrap_or_else(|| a.measure.clone());
         let t = self
             .create_ticket(
@@ -1869,7 +1878,7 @@ impl App {
 
     /// Resolves a ticket opened only to carry a notice, so it does not wait in a queue; the
     /// router may have assigned it meanwhile, hence the retries.
-    async fn set_aside(&self, ticket_id: Uuid) {
+    async fn set_aside_notification_ticket(&self, ticket_id: Uuid) {
         for _ in 0..3 {
             let r = self
                 .transition(
@@ -1895,7 +1904,7 @@ impl App {
     }
 
     /// The Italian text of a notice; the e-mail template adds greeting and signature.
-    async fn notice_body(
+    async fn application_notice_body(
         &self,
         a: &application::Model,
         notice: Notice,
@@ -1903,10 +1912,12 @@ impl App {
         paid: Option<&payment::Model>,
     ) -> Result<String, ServiceError> {
         let label = self
-            .measure_label(&a.measure)
+            .application_measure_label(&a.measure)
             .unwrap_or_else(|| a.measure.clone());
         let reference = reference_of(a);
-        let submitted = self.local_date(a.submitted_at).format("%d/%m/%Y");
+        let submitted = self
+            .application_local_date(a.submitted_at)
+            .format("%d/%m/%Y");
         let what = format!("la sua domanda per {label} ({reference}), presentata il {submitted}");
         let text = match notice {
             Notice::DocumentsRequested => {
@@ -2008,18 +2019,18 @@ impl App {
             .await?;
         let mut opened = 0;
         for check in due {
-            match self.monitoring_ticket(&check, stale).await {
+            match self.application_monitoring_ticket(&check, stale).await {
                 Ok(true) => opened += 1,
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(application.id = %check.application_id, check.id = %check.id, error = %e, "monitoring ticket not opened"); eprintln!("DEBUGMON {e}");
+                    tracing::warn!(application.id = %check.application_id, check.id = %check.id, error = %e, "monitoring ticket not opened");
                 }
             }
         }
         Ok(opened)
     }
 
-    async fn monitoring_ticket(
+    async fn application_monitoring_ticket(
         &self,
         check: &application_monitoring::Model,
         stale: DateTime<Utc>,
@@ -2096,7 +2107,7 @@ impl App {
             Some(t) => t.id,
             None => {
                 let label = self
-                    .measure_label(&a.measure)
+                    .application_measure_label(&a.measure)
                     .unwrap_or_else(|| a.measure.clone());
                 let body = format!(
                     "Verifica post-erogazione n. {} di {total} della pratica {label} ({}), prevista per il {}.\n\nControllare l'utilizzo del contributo e la permanenza dei requisiti; registrare l'esito sulla pratica.",
@@ -2217,7 +2228,7 @@ impl App {
             self.applications_config().monitoring_tick_seconds.max(1),
         );
         loop {
-            let today = self.local_date(now());
+            let today = self.application_local_date(now());
             if let Err(e) = self.run_application_monitoring(today).await {
                 tracing::warn!(error = %e, "application monitoring pass failed");
             }

@@ -411,6 +411,15 @@ impl ReportSpec {
                 format!("a report by day covers at most {MAX_DAY_BUCKETS} days: use week or month"),
             );
         }
+        // The SLA report reads the clocks one day at a time.
+        if let (ReportKind::Sla, Some(r)) = (kind, range)
+            && r.days() > MAX_DAY_BUCKETS
+        {
+            p.add(
+                "to",
+                format!("an SLA report covers at most {MAX_DAY_BUCKETS} days"),
+            );
+        }
         let format = match q.format.as_deref().map(str::trim) {
             None | Some("") => Some(Format::Json),
             Some(f) => p.check("format", Format::parse(f)),
