@@ -42,10 +42,15 @@ if [ "$install" = 1 ]; then
     if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
     export DEBIAN_FRONTEND=noninteractive
     $sudo_cmd apt-get update -qq >&2
-    # policy-rc.d: install the packages without starting their daemons.
-    $sudo_cmd sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+    # policy-rc.d: install the packages without starting their daemons (one already there is
+    # left as it is).
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      $sudo_cmd sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+      made_policy=1
+    fi
     $sudo_cmd apt-get install -y -qq "${pkgs[@]}" >&2 || true
-    $sudo_cmd rm -f /usr/sbin/policy-rc.d
+    if [ "$made_policy" = 1 ]; then $sudo_cmd rm -f /usr/sbin/policy-rc.d; fi
   fi
 fi
 

@@ -11,10 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::TestApp;
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sportello_service::ServiceConfig;
 use sportello_service::mail::sportello_mail::EmailConfig;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 on_both_backends!(
@@ -471,6 +473,46 @@ async fn metrics_parse_and_move_with_traffic(t: TestApp) {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let m = scrape(&t).await;
     assert!(http_count(&m, "GET", "unmatched", "404") >= 1.0);
+
+    // A dashboard connected by websocket is counted while it stays connected.
+    assert_eq!(
+        m.value("sportello_dashboard_websocket_clients", &[]),
+        Some(0.0)
+    );
+    let mut req = format!("{}/api/v1/dashboard/ws", t.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", t.admin_token).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // The snapshot arrives once the hub has registered the client.
+    ws.next().await.unwrap().unwrap();
+    let m = scrape(&t).await;
+    assert_eq!(
+        m.value("sportello_dashboard_websocket_clients", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        http_count(&m, "GET", "/api/v1/dashboard/ws", "101"),
+        1.0,
+        "the upgrade is timed under its route"
+    );
+    ws.close(None).await.unwrap();
+    drop(ws);
+    let mut clients = 1.0;
+    for _ in 0..100 {
+        clients = scrape(&t)
+            .await
+            .value("sportello_dashboard_websocket_clients", &[])
+            .unwrap_or(-1.0);
+        if clients == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(clients, 0.0, "a closed dashboard is no longer counted");
 
     // The router assigns a waiting ticket: the assignment latency histogram counts it.
     let assigned_before = m

@@ -141,7 +141,9 @@ async fn seed_tickets(
                     status: Set(status.into()),
                     priority: Set("normal".into()),
                     category: Set(Some(rng.pick(&CATEGORIES).into())),
-                    measure: Set((!rng.next().is_multiple_of(10)).then(|| rng.pick(&MEASURES).into())),
+                    measure: Set(
+                        (!rng.next().is_multiple_of(10)).then(|| rng.pick(&MEASURES).into())
+                    ),
                     subject: Set(format!("Richiesta {i}")),
                     citizen_id: Set(None),
                     assignee_id: Set(None),
