@@ -638,12 +638,7 @@ async fn the_documents_checklist_follows_the_measure(t: TestApp) {
     let id = a["id"].as_str().unwrap();
     walk(&t, &bo, id, &["documents_requested"]).await;
     let v = read(&t, &bo, id).await;
-    let notes: Vec<&Value> = v["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["kind"] == "notification")
-        .collect();
+    let notes = notifications(&v);
     assert_eq!(notes.len(), 1, "{v}");
     assert_eq!(notes[0]["detail"]["state"], "not_sent");
     assert!(

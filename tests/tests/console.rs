@@ -825,48 +825,10 @@ async fn citizens_and_the_counter_desk(t: TestApp) {
 
     // Today's appointment: a session over the whole day (so a slot is still ahead whenever the
     // test runs), a booking, then check-in at the desk.
-    let cal =
-        sportello_domain::calendar::BusinessCalendar::from_config(&Default::default()).unwrap();
-    let today = cal.local_date(chrono::Utc::now());
-    if cal.is_holiday(today).is_some() {
+    let Some(booking) = t.book_today(&token, &citizen).await else {
         eprintln!("today is a holiday: counter sessions cannot open, the desk part is skipped");
         return;
-    }
-    let (status, session) = t
-        .post(
-            "/api/v1/counter/sessions",
-            &t.admin_token,
-            json!({ "date": today.to_string(), "start": "00:00", "end": "23:55", "desks": 2, "slot_minutes": 5 }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    let (_, slots) = t
-        .get(&format!("/api/v1/counter/slots?date={today}"), &token)
-        .await;
-    let slot = slots["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["end"]
-                .as_str()
-                .unwrap()
-                .parse::<chrono::DateTime<chrono::Utc>>()
-                .unwrap()
-                > chrono::Utc::now() + chrono::Duration::minutes(1)
-        })
-        .expect("a slot still ahead today")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, booking) = t
-        .post(
-            "/api/v1/counter/bookings",
-            &token,
-            json!({ "slot_id": slot, "citizen_id": citizen }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{booking}");
+    };
     let bid = booking["id"].as_str().unwrap();
 
     let desk = b.get("/counter?desk=2").await;

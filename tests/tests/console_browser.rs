@@ -15,15 +15,13 @@ mod common;
 mod mailharness;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::browser::{Axe, Browser, Tools};
 use common::{Backend, TestApp};
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
-use futures::FutureExt;
-use serde_json::{Value, json};
+use fantoccini::{Client, Locator};
+use serde_json::json;
 use sportello_service::ServiceConfig;
 use sportello_service::mail::OutboxOptions;
 use sportello_service::mail::sportello_mail::imap::FetchedMessage;
@@ -32,200 +30,31 @@ use sportello_service::mail::sportello_mail::{MailSink, SmtpSender};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-/// Collects console errors, uncaught errors and unhandled rejections, installed before any of
-/// the page's own scripts run.
-const ERROR_HOOK: &str = r#"
-window.__sportelloErrors = [];
-(function () {
-  var original = console.error;
-  console.error = function () {
-    window.__sportelloErrors.push('console.error: ' + Array.prototype.map.call(arguments, String).join(' '));
-    return original.apply(console, arguments);
-  };
-  window.addEventListener('error', function (e) { window.__sportelloErrors.push('error: ' + e.message); });
-  window.addEventListener('unhandledrejection', function (e) { window.__sportelloErrors.push('unhandled rejection: ' + e.reason); });
-})();
-"#;
-
 const CF: &str = "RSSMRA85T10A562S";
-
-fn which(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|n| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(n))
-            .find(|p| p.is_file())
-    })
-}
-
-/// chromedriver, stopped when the test ends however it ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A Chrome DevTools command sent through chromedriver's `goog/cdp/execute` endpoint.
-#[derive(Debug)]
-struct Cdp {
-    cmd: &'static str,
-    params: Value,
-}
-
-impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
-        )
-    }
-}
-
-async fn start_driver(driver: &PathBuf) -> (Driver, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
-    let guard = Driver(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{url}/status")).await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not come up on port {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (guard, url)
-}
-
-async fn wait_for(c: &Client, what: &str, script: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        if c.execute(script, vec![]).await.unwrap() == Value::Bool(true) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap()
-}
-
-/// Serious and critical violations axe-core finds on the current page.
-async fn axe(c: &Client, source: &str) -> Vec<Value> {
-    c.execute(source, vec![]).await.expect("axe-core loads");
-    let found = c
-        .execute_async(
-            "var done = arguments[arguments.length - 1];
-             axe.run(document, { resultTypes: ['violations'], iframes: false })
-               .then(function (r) { done(JSON.stringify(r.violations)); })
-               .catch(function (e) { done(JSON.stringify([{ id: 'axe-failed', impact: 'critical', help: String(e) }])); });",
-            vec![],
-        )
-        .await
-        .expect("axe-core runs");
-    let violations: Vec<Value> = serde_json::from_str(found.as_str().unwrap_or("[]")).unwrap();
-    violations
-        .into_iter()
-        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
-        .collect()
-}
-
-fn describe(violations: &[Value]) -> String {
-    violations
-        .iter()
-        .map(|v| {
-            let targets: Vec<String> = v["nodes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|n| n["target"].to_string())
-                .collect();
-            format!(
-                "{} ({}): {} at {}",
-                v["id"],
-                v["impact"],
-                v["help"],
-                targets.join(", ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-async fn errors(c: &Client) -> Vec<Value> {
-    c.execute(
-        "return window.__sportelloErrors || ['the error hook was not installed'];",
-        vec![],
-    )
-    .await
-    .unwrap()
-    .as_array()
-    .cloned()
-    .unwrap_or_default()
-}
 
 /// What every page must be: Italian or English as asked, every form control labelled, no
 /// serious accessibility violation, no console error.
-async fn check_page(c: &Client, axe_source: &str, name: &str, lang: &str) {
+async fn check_page(c: &Browser, name: &str, lang: &str) {
     assert_eq!(
-        js(c, "return document.documentElement.lang;").await,
+        c.js("return document.documentElement.lang;").await,
         lang,
         "{name}: language"
     );
-    let unlabelled = js(
-        c,
-        "return Array.prototype.filter.call(document.querySelectorAll('input, select, textarea'), function (e) {
-           return e.type !== 'hidden' && !(e.labels && e.labels.length);
-         }).map(function (e) { return e.outerHTML.slice(0, 100); });",
-    )
-    .await;
+    let unlabelled = c
+        .js(
+            "return Array.prototype.filter.call(document.querySelectorAll('input, select, textarea'), function (e) {
+               return e.type !== 'hidden' && !(e.labels && e.labels.length);
+             }).map(function (e) { return e.outerHTML.slice(0, 100); });",
+        )
+        .await;
     assert_eq!(
         unlabelled,
         json!([]),
         "{name}: form controls without a label"
     );
-    let violations = axe(c, axe_source).await;
-    assert!(
-        violations.is_empty(),
-        "{name}: accessibility violations:\n{}",
-        describe(&violations)
-    );
-    let errs = errors(c).await;
-    assert!(errs.is_empty(), "{name}: console errors: {errs:?}");
-    if let Some(dir) = std::env::var_os("SPORTELLO_TEST_SCREENSHOTS") {
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(PathBuf::from(&dir).join(format!("console-{name}.png")), png).unwrap();
-    }
+    c.assert_accessible(name).await;
+    c.assert_no_errors(name).await;
+    c.screenshot(&format!("console-{name}.png")).await;
 }
 
 async fn click(c: &Client, css: &str) {
@@ -323,21 +152,10 @@ fn email(from: &str, subject: &str, message_id: &str, content_type: &str, body: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_works_in_chromium() {
-    if std::env::var("SPORTELLO_TEST_BROWSER").as_deref() != Ok("1") {
-        eprintln!("SPORTELLO_TEST_BROWSER is not 1: browser test switched off");
+    // The mail frames are sandboxed with an opaque origin: axe-core checks the pages around them.
+    let Some(tools) = Tools::from_env(Axe::NotInFrames) else {
         return;
-    }
-    let chromium = which(&["chromium", "chromium-browser", "google-chrome"]).expect(
-        "SPORTELLO_TEST_BROWSER=1 but chromium is missing: run deploy/scripts/install-browser.sh",
-    );
-    let driver = which(&["chromedriver"]).expect(
-        "SPORTELLO_TEST_BROWSER=1 but chromedriver is missing: run deploy/scripts/install-browser.sh",
-    );
-    let axe_path = std::env::var("SPORTELLO_TEST_AXE").expect(
-        "SPORTELLO_TEST_BROWSER=1 needs SPORTELLO_TEST_AXE (the path install-browser.sh prints)",
-    );
-    let axe_source = std::fs::read_to_string(&axe_path)
-        .unwrap_or_else(|e| panic!("cannot read axe-core at {axe_path}: {e}"));
+    };
 
     // The server with the e-mail channel, the router and the outbox worker running.
     let (smtp, smtp_port) = match std::env::var("SPORTELLO_TEST_SMTP_HOST") {
@@ -465,89 +283,32 @@ async fn the_console_works_in_chromium() {
     assert_eq!(status, 200, "{v}");
 
     // Today's counter appointment (none on a holiday: that part is skipped then).
-    let cal =
-        sportello_domain::calendar::BusinessCalendar::from_config(&Default::default()).unwrap();
-    let today = cal.local_date(chrono::Utc::now());
-    let booking_id = if cal.is_holiday(today).is_none() {
-        let (status, v) = t
-            .post(
-                "/api/v1/counter/sessions",
-                &t.admin_token,
-                json!({ "date": today.to_string(), "start": "00:00", "end": "23:55", "desks": 2, "slot_minutes": 5 }),
-            )
-            .await;
-        assert_eq!(status, 201, "{v}");
-        let (_, slots) = t
-            .get(&format!("/api/v1/counter/slots?date={today}"), &op_token)
-            .await;
-        let slot = slots["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| {
-                s["end"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<chrono::DateTime<chrono::Utc>>()
-                    .unwrap()
-                    > chrono::Utc::now() + chrono::Duration::minutes(2)
-            })
-            .expect("a slot still ahead today")["id"]
-            .clone();
-        let (status, b) = t
-            .post(
-                "/api/v1/counter/bookings",
-                &op_token,
-                json!({ "slot_id": slot, "citizen_id": citizen_id }),
-            )
-            .await;
-        assert_eq!(status, 201, "{b}");
-        Some(b["id"].as_str().unwrap().to_owned())
-    } else {
-        eprintln!("today is a holiday: no counter session, the check-in step is skipped");
-        None
+    let booking_id = match t.book_today(&op_token, &citizen_id).await {
+        Some(b) => Some(b["id"].as_str().unwrap().to_owned()),
+        None => {
+            eprintln!("today is a holiday: no counter session, the check-in step is skipped");
+            None
+        }
     };
 
-    let (_guard, driver_url) = start_driver(&driver).await;
-    let profile = std::env::temp_dir().join(format!("sportello-chromium-{}", uuid::Uuid::now_v7()));
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-dev-shm-usage", "--window-size=1400,1000", format!("--user-data-dir={}", profile.display())]
-        }),
-    );
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver_url)
-        .await
-        .expect("a chromium session");
-    let axe_source = axe_source.as_str();
-    let result = std::panic::AssertUnwindSafe(async {
-        c.issue_cmd(Cdp { cmd: "Page.addScriptToEvaluateOnNewDocument", params: json!({ "source": ERROR_HOOK }) })
-            .await
-            .expect("error hook installed");
-
+    let result = tools.launch().await.run(async |c| {
         // Signed out: the work list sends to the sign-in form.
         c.goto(&t.url("/")).await.unwrap();
-        wait_url(&c, "sign-in redirect", "/login").await;
+        wait_url(c, "sign-in redirect", "/login").await;
         assert_eq!(c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(), "Accesso alla console");
-        check_page(&c, axe_source, "login", "it").await;
-        type_into(&c, "#username", "lbassi").await;
-        type_into(&c, "#password", "lbassi-password").await;
-        click(&c, "form.login button[type=submit]").await;
+        check_page(c, "login", "it").await;
+        type_into(c, "#username", "lbassi").await;
+        type_into(c, "#password", "lbassi-password").await;
+        click(c, "form.login button[type=submit]").await;
 
         // My work: the assigned ticket is there.
-        wait_for(&c, "the work list", "return location.pathname === '/' && !!document.getElementById('my-work');", Duration::from_secs(10)).await;
-        let mine = js(&c, "return document.getElementById('my-work').textContent;").await;
+        c.wait_for("the work list", "return location.pathname === '/' && !!document.getElementById('my-work');", Duration::from_secs(10)).await;
+        let mine = c.js("return document.getElementById('my-work').textContent;").await;
         assert!(mine.as_str().unwrap().contains(&number), "{mine}");
-        check_page(&c, axe_source, "work", "it").await;
+        check_page(c, "work", "it").await;
         // A ticket assigned meanwhile shows without reloading (the dashboard websocket says
         // something changed; the page fetches its lists again).
-        wait_for(&c, "the live connection", "return document.getElementById('work-live').dataset.live === 'connected';", Duration::from_secs(10)).await;
+        c.wait_for("the live connection", "return document.getElementById('work-live').dataset.live === 'connected';", Duration::from_secs(10)).await;
         let (_, late) = t
             .post("/api/v1/tickets", &t.admin_token, json!({ "channel": "phone", "subject": "Richiesta arrivata dopo", "citizen_id": citizen_id }))
             .await;
@@ -556,25 +317,25 @@ async fn the_console_works_in_chromium() {
             .await;
         assert_eq!(status, 200, "{v}");
         let late_number = late["number"].as_str().unwrap().to_owned();
-        wait_for(&c, "the new ticket in my work without a reload",
+        c.wait_for("the new ticket in my work without a reload",
             &format!("return document.getElementById('my-work').textContent.indexOf('{late_number}') >= 0;"),
             Duration::from_secs(10)).await;
 
         // The ticket: reply with a prepared answer.
-        click(&c, &format!("#my-work tr[data-ticket='{ticket_id}'] a.ticket-link")).await;
-        wait_url(&c, "the ticket page", &format!("/tickets/{ticket_id}")).await;
-        wait_for(&c, "the timeline", "return document.querySelectorAll('ol.timeline li.entry').length > 0;", Duration::from_secs(10)).await;
-        assert!(js(&c, "return document.querySelector('ol.timeline').textContent;").await.as_str().unwrap().contains("vorrei sapere se posso fare domanda"));
-        check_page(&c, axe_source, "ticket", "it").await;
-        let offered = js(&c, "return document.querySelectorAll('#template option[value]:not([value=\"\"])').length;").await;
+        click(c, &format!("#my-work tr[data-ticket='{ticket_id}'] a.ticket-link")).await;
+        wait_url(c, "the ticket page", &format!("/tickets/{ticket_id}")).await;
+        c.wait_for("the timeline", "return document.querySelectorAll('ol.timeline li.entry').length > 0;", Duration::from_secs(10)).await;
+        assert!(c.js("return document.querySelector('ol.timeline').textContent;").await.as_str().unwrap().contains("vorrei sapere se posso fare domanda"));
+        check_page(c, "ticket", "it").await;
+        let offered = c.js("return document.querySelectorAll('#template option[value]:not([value=\"\"])').length;").await;
         assert!(offered.as_u64().unwrap() > 0, "prepared answers are offered");
-        js(&c, "var s = document.getElementById('template'); s.value = s.querySelector('option[value]:not([value=\"\"])').value; s.dispatchEvent(new Event('change')); return true;").await;
-        wait_for(&c, "the prepared answer in the reply", "return document.getElementById('reply-body').value.trim().length > 20;", Duration::from_secs(10)).await;
-        let filled = js(&c, "return document.getElementById('reply-body').value;").await.as_str().unwrap().to_owned();
-        type_into(&c, "#reply-body", "\nRif. prova-console-42").await;
-        click(&c, "#reply button[type=submit]").await;
-        wait_url(&c, "the reply confirmation", "done=reply").await;
-        assert!(js(&c, "return document.querySelector('.notice.ok').textContent;").await.as_str().unwrap().contains("Risposta registrata"));
+        c.js("var s = document.getElementById('template'); s.value = s.querySelector('option[value]:not([value=\"\"])').value; s.dispatchEvent(new Event('change')); return true;").await;
+        c.wait_for("the prepared answer in the reply", "return document.getElementById('reply-body').value.trim().length > 20;", Duration::from_secs(10)).await;
+        let filled = c.js("return document.getElementById('reply-body').value;").await.as_str().unwrap().to_owned();
+        type_into(c, "#reply-body", "\nRif. prova-console-42").await;
+        click(c, "#reply button[type=submit]").await;
+        wait_url(c, "the reply confirmation", "done=reply").await;
+        assert!(c.js("return document.querySelector('.notice.ok').textContent;").await.as_str().unwrap().contains("Risposta registrata"));
         let tag = format!("[{number}]");
         let deadline = Instant::now() + Duration::from_secs(20);
         // The citizen also got an acknowledgement in the same thread: the reply is the one with
@@ -600,56 +361,56 @@ async fn the_console_works_in_chromium() {
         assert_eq!(parsed.to.first().map(|p| p.address.as_str()), Some("maria.rossi@example.it"));
 
         // An internal note.
-        type_into(&c, "#note-body", "Richiamare dopo le 15.").await;
-        click(&c, "#note button[type=submit]").await;
-        wait_url(&c, "the note confirmation", "done=note").await;
-        let notes = js(&c, "return Array.prototype.map.call(document.querySelectorAll('li.kind-note'), function (e) { return e.textContent; }).join('|');").await;
+        type_into(c, "#note-body", "Richiamare dopo le 15.").await;
+        click(c, "#note button[type=submit]").await;
+        wait_url(c, "the note confirmation", "done=note").await;
+        let notes = c.js("return Array.prototype.map.call(document.querySelectorAll('li.kind-note'), function (e) { return e.textContent; }).join('|');").await;
         assert!(notes.as_str().unwrap().contains("Richiamare dopo le 15."), "{notes}");
 
         // Escalation to the back office: the front office no longer holds it.
-        type_into(&c, "#escalate-reason", "Serve la verifica dell'ISEE.").await;
-        click(&c, "#escalate button[type=submit]").await;
-        wait_for(&c, "back at work after escalating", "return location.pathname === '/' && location.search.indexOf('done=escalated') >= 0;", Duration::from_secs(10)).await;
+        type_into(c, "#escalate-reason", "Serve la verifica dell'ISEE.").await;
+        click(c, "#escalate button[type=submit]").await;
+        c.wait_for("back at work after escalating", "return location.pathname === '/' && location.search.indexOf('done=escalated') >= 0;", Duration::from_secs(10)).await;
         let (_, v) = t.get(&format!("/api/v1/tickets/{ticket_id}"), &t.admin_token).await;
         assert_eq!(v["tier"], "back_office", "{v}");
         let kinds: Vec<String> = v["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect();
         assert!(kinds.contains(&"outbound".to_owned()) && kinds.contains(&"note".to_owned()), "{kinds:?}");
 
         // Finding a citizen by codice fiscale, from the keyboard.
-        js(&c, "document.dispatchEvent(new KeyboardEvent('keydown', { key: '/', bubbles: true })); return true;").await;
-        assert_eq!(js(&c, "return document.activeElement && document.activeElement.id;").await, "quick-q", "'/' focuses the search");
-        type_into(&c, "#quick-q", &CF.to_lowercase()).await;
-        type_into(&c, "#quick-q", "\u{E007}").await;
-        wait_url(&c, "the search results", "/citizens?q=").await;
-        wait_for(&c, "the citizen found", "return !!document.querySelector('#citizen-results a');", Duration::from_secs(10)).await;
-        check_page(&c, axe_source, "citizens", "it").await;
-        click(&c, "#citizen-results a").await;
-        wait_url(&c, "the citizen page", &format!("/citizens/{citizen_id}")).await;
+        c.js("document.dispatchEvent(new KeyboardEvent('keydown', { key: '/', bubbles: true })); return true;").await;
+        assert_eq!(c.js("return document.activeElement && document.activeElement.id;").await, "quick-q", "'/' focuses the search");
+        type_into(c, "#quick-q", &CF.to_lowercase()).await;
+        type_into(c, "#quick-q", "\u{E007}").await;
+        wait_url(c, "the search results", "/citizens?q=").await;
+        c.wait_for("the citizen found", "return !!document.querySelector('#citizen-results a');", Duration::from_secs(10)).await;
+        check_page(c, "citizens", "it").await;
+        click(c, "#citizen-results a").await;
+        wait_url(c, "the citizen page", &format!("/citizens/{citizen_id}")).await;
         assert_eq!(c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(), "Maria Rossi");
-        check_page(&c, axe_source, "citizen", "it").await;
+        check_page(c, "citizen", "it").await;
 
         // The counter desk: check the visitor in.
         c.goto(&t.url("/counter")).await.unwrap();
-        check_page(&c, axe_source, "counter", "it").await;
+        check_page(c, "counter", "it").await;
         if let Some(b) = &booking_id {
-            click(&c, &format!("tr[data-booking='{b}'] form button[type=submit]")).await;
-            wait_url(&c, "the check-in confirmation", "done=checked_in").await;
-            let row = js(&c, &format!("return document.querySelector(\"tr[data-booking='{b}']\").textContent;")).await;
+            click(c, &format!("tr[data-booking='{b}'] form button[type=submit]")).await;
+            wait_url(c, "the check-in confirmation", "done=checked_in").await;
+            let row = c.js(&format!("return document.querySelector(\"tr[data-booking='{b}']\").textContent;")).await;
             assert!(row.as_str().unwrap().contains("In sala d'attesa"), "{row}");
             let (_, v) = t.get(&format!("/api/v1/counter/bookings/{b}"), &op_token).await;
             assert_eq!(v["state"], "checked_in");
-            check_page(&c, axe_source, "counter-checked-in", "it").await;
+            check_page(c, "counter-checked-in", "it").await;
         }
 
         // Knowledge.
         c.goto(&t.url("/knowledge")).await.unwrap();
-        wait_for(&c, "answers listed", "return document.querySelectorAll('article.answer').length > 0;", Duration::from_secs(10)).await;
-        check_page(&c, axe_source, "knowledge", "it").await;
+        c.wait_for("answers listed", "return document.querySelectorAll('article.answer').length > 0;", Duration::from_secs(10)).await;
+        check_page(c, "knowledge", "it").await;
 
         // The hostile e-mail: shown, but nothing in it runs or loads.
         c.goto(&t.url(&format!("/tickets/{hostile_id}"))).await.unwrap();
-        wait_for(&c, "the page and its frames loaded", "return document.readyState === 'complete';", Duration::from_secs(10)).await;
-        let frame = js(&c, "var f = document.querySelector('iframe.mail-html'); return f ? { sandbox: f.getAttribute('sandbox'), srcdoc: f.getAttribute('srcdoc'), reachable: (function () { try { return !!f.contentDocument; } catch (e) { return false; } })() } : null;").await;
+        c.wait_for("the page and its frames loaded", "return document.readyState === 'complete';", Duration::from_secs(10)).await;
+        let frame = c.js("var f = document.querySelector('iframe.mail-html'); return f ? { sandbox: f.getAttribute('sandbox'), srcdoc: f.getAttribute('srcdoc'), reachable: (function () { try { return !!f.contentDocument; } catch (e) { return false; } })() } : null;").await;
         assert_eq!(frame["sandbox"], "", "a sandbox that allows nothing: {frame}");
         assert_eq!(frame["reachable"], false, "the frame has an opaque origin: {frame}");
         let srcdoc = frame["srcdoc"].as_str().unwrap().to_lowercase();
@@ -664,31 +425,28 @@ async fn the_console_works_in_chromium() {
             assert!(Instant::now() < deadline, "the listener is not answering");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let title = js(&c, "return document.title;").await;
+        let title = c.js("return document.title;").await;
         assert!(!title.as_str().unwrap().contains("pwned"), "no script ran: title {title}");
         assert!(title.as_str().unwrap().contains("Modulo allegato"), "{title}");
         let seen: Vec<String> = canary_log.lock().unwrap().iter().filter(|p| *p != "/sentinel").cloned().collect();
         assert!(seen.is_empty(), "the e-mail made the browser call out: {seen:?}");
-        check_page(&c, axe_source, "hostile-ticket", "it").await;
+        check_page(c, "hostile-ticket", "it").await;
 
         // English on request, remembered for the session.
         c.goto(&t.url("/?lang=en")).await.unwrap();
         assert_eq!(c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(), "My work");
-        check_page(&c, axe_source, "work-en", "en").await;
+        check_page(c, "work-en", "en").await;
         c.goto(&t.url(&format!("/tickets/{hostile_id}"))).await.unwrap();
-        assert!(js(&c, "return document.querySelector('#reply-h').textContent;").await.as_str().unwrap().contains("Reply by e-mail"));
-        check_page(&c, axe_source, "ticket-en", "en").await;
+        assert!(c.js("return document.querySelector('#reply-h').textContent;").await.as_str().unwrap().contains("Reply by e-mail"));
+        check_page(c, "ticket-en", "en").await;
 
         // Signing out from the header.
-        click(&c, "header form[action='/logout'] button").await;
-        wait_url(&c, "signed out", "/login?out=1").await;
+        click(c, "header form[action='/logout'] button").await;
+        wait_url(c, "signed out", "/login?out=1").await;
         c.goto(&t.url("/")).await.unwrap();
-        wait_url(&c, "signed out for good", "/login").await;
+        wait_url(c, "signed out for good", "/login").await;
     })
-    .catch_unwind()
     .await;
-    let _ = c.close().await;
-    let _ = std::fs::remove_dir_all(&profile);
     stop.cancel();
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sportello_service::ServiceConfig;
 use sportello_service::mail::sportello_mail::EmailConfig;
@@ -340,6 +340,25 @@ fn the_parser_refuses_what_prometheus_refuses() {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Scrapes until the value of `name` with `labels` satisfies `done` (for up to ten seconds, as
+/// the router and the hub work asynchronously); returns the last value seen.
+async fn metric_until(
+    t: &TestApp,
+    name: &str,
+    labels: &[(&str, &str)],
+    done: impl Fn(Option<f64>) -> bool,
+) -> Option<f64> {
+    let mut value = None;
+    for _ in 0..200 {
+        value = scrape(t).await.value(name, labels);
+        if done(value) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    value
+}
+
 async fn scrape(t: &TestApp) -> Exposition {
     let res = t.client.get(t.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -501,18 +520,15 @@ async fn metrics_parse_and_move_with_traffic(t: TestApp) {
     );
     ws.close(None).await.unwrap();
     drop(ws);
-    let mut clients = 1.0;
-    for _ in 0..100 {
-        clients = scrape(&t)
-            .await
-            .value("sportello_dashboard_websocket_clients", &[])
-            .unwrap_or(-1.0);
-        if clients == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(clients, 0.0, "a closed dashboard is no longer counted");
+    let clients = metric_until(&t, "sportello_dashboard_websocket_clients", &[], |v| {
+        v == Some(0.0)
+    })
+    .await;
+    assert_eq!(
+        clients,
+        Some(0.0),
+        "a closed dashboard is no longer counted"
+    );
 
     // The router assigns a waiting ticket: the assignment latency histogram counts it.
     let assigned_before = m
@@ -521,39 +537,20 @@ async fn metrics_parse_and_move_with_traffic(t: TestApp) {
             &[("tier", "front_office")],
         )
         .unwrap_or(0.0);
-    let (id, token) = t.user("metrico", &["front_office"]).await;
-    let (status, body) = t
-        .call(
-            Method::PUT,
-            &format!("/api/v1/users/{id}/routing"),
-            Some(&t.admin_token),
-            Some(json!({"tiers": ["front_office"], "capacity": {"email": 10, "phone": 10, "counter": 10}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = t
-        .call(
-            Method::PUT,
-            &format!("/api/v1/users/{id}/presence"),
-            Some(&token),
-            Some(json!({"state": "available"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let mut counted = assigned_before;
-    for _ in 0..200 {
-        let m = scrape(&t).await;
-        counted = m
-            .value(
-                "sportello_assignment_latency_seconds_count",
-                &[("tier", "front_office")],
-            )
-            .unwrap_or(0.0);
-        if counted > assigned_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    t.available_operator(
+        "metrico",
+        &["front_office"],
+        json!({"tiers": ["front_office"], "capacity": {"email": 10, "phone": 10, "counter": 10}}),
+    )
+    .await;
+    let counted = metric_until(
+        &t,
+        "sportello_assignment_latency_seconds_count",
+        &[("tier", "front_office")],
+        |v| v.unwrap_or(0.0) > assigned_before,
+    )
+    .await
+    .unwrap_or(0.0);
     assert!(
         counted > assigned_before,
         "the router's assignments were not counted ({counted})"

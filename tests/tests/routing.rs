@@ -21,30 +21,6 @@ on_both_backends!(
     several_instances_never_assign_twice,
 );
 
-/// An operator with a routing profile, available.
-async fn operator(t: &TestApp, username: &str, roles: &[&str], profile: Value) -> (String, String) {
-    let (id, token) = t.user(username, roles).await;
-    let (status, body) = t
-        .call(
-            Method::PUT,
-            &format!("/api/v1/users/{id}/routing"),
-            Some(&t.admin_token),
-            Some(profile),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = t
-        .call(
-            Method::PUT,
-            &format!("/api/v1/users/{id}/presence"),
-            Some(&token),
-            Some(json!({"state": "available"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    (id, token)
-}
-
 /// Polls a ticket until `done` holds (the router works asynchronously, pushed by events).
 async fn until(t: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
@@ -62,9 +38,8 @@ async fn until(t: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
 }
 
 async fn tickets_reach_the_right_operator_with_an_sla(t: TestApp) {
-    let (front, _) = operator(&t, "front1", &["front_office"], json!({"tiers": ["front_office"], "skills": {"income_support": 3}, "capacity": {"email": 4, "phone": 1}})).await;
-    let (back, _) = operator(
-        &t,
+    let (front, _) = t.available_operator("front1", &["front_office"], json!({"tiers": ["front_office"], "skills": {"income_support": 3}, "capacity": {"email": 4, "phone": 1}})).await;
+    let (back, _) = t.available_operator(
         "back1",
         &["back_office"],
         json!({"tiers": ["back_office"], "skills": {"complaints": 3}, "capacity": {"email": 4}}),
@@ -108,13 +83,13 @@ async fn tickets_reach_the_right_operator_with_an_sla(t: TestApp) {
 }
 
 async fn capacity_holds_and_going_offline_releases_work(t: TestApp) {
-    let (a, a_token) = operator(
-        &t,
-        "opa",
-        &["front_office"],
-        json!({"tiers": ["front_office"], "capacity": {"email": 2}}),
-    )
-    .await;
+    let (a, a_token) = t
+        .available_operator(
+            "opa",
+            &["front_office"],
+            json!({"tiers": ["front_office"], "capacity": {"email": 2}}),
+        )
+        .await;
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(
@@ -151,13 +126,13 @@ async fn capacity_holds_and_going_offline_releases_work(t: TestApp) {
     assert_eq!(count["count"], 2);
 
     // A second operator arrives; then the first goes offline: their unstarted work moves.
-    let (b, _) = operator(
-        &t,
-        "opb",
-        &["front_office"],
-        json!({"tiers": ["front_office"], "capacity": {"email": 4}}),
-    )
-    .await;
+    let (b, _) = t
+        .available_operator(
+            "opb",
+            &["front_office"],
+            json!({"tiers": ["front_office"], "capacity": {"email": 4}}),
+        )
+        .await;
     let (status, _) = t
         .call(
             Method::PUT,
@@ -202,20 +177,20 @@ async fn capacity_holds_and_going_offline_releases_work(t: TestApp) {
 }
 
 async fn escalation_moves_tickets_between_tiers(t: TestApp) {
-    let (front, front_token) = operator(
-        &t,
-        "frontx",
-        &["front_office"],
-        json!({"tiers": ["front_office"], "capacity": {"phone": 1, "email": 5}}),
-    )
-    .await;
-    let (back, back_token) = operator(
-        &t,
-        "backx",
-        &["back_office"],
-        json!({"tiers": ["back_office"], "capacity": {"phone": 1, "email": 5}}),
-    )
-    .await;
+    let (front, front_token) = t
+        .available_operator(
+            "frontx",
+            &["front_office"],
+            json!({"tiers": ["front_office"], "capacity": {"phone": 1, "email": 5}}),
+        )
+        .await;
+    let (back, back_token) = t
+        .available_operator(
+            "backx",
+            &["back_office"],
+            json!({"tiers": ["back_office"], "capacity": {"phone": 1, "email": 5}}),
+        )
+        .await;
     let tk = t.ticket(&front_token, json!({"channel": "email", "subject": "Pagamento non arrivato", "category": "payments"})).await;
     let id = tk["id"].as_str().unwrap();
     until(&t, id, |v| v["assignee_id"] == front.as_str()).await;
@@ -420,8 +395,7 @@ async fn several_instances_never_assign_twice(t: TestApp) {
     let mut ops = Vec::new();
     for i in 0..5 {
         ops.push(
-            operator(
-                &t,
+            t.available_operator(
                 &format!("conc{i}"),
                 &["front_office"],
                 json!({"tiers": ["front_office"], "capacity": {"web": 7}}),

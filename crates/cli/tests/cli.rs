@@ -1,28 +1,11 @@
 //! The `sportello` binary as an administrator meets it: first start, sign-in, graceful stop,
 //! and a clear, fast failure when the database cannot be reached.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-fn sportello() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sportello"));
-    c.env_remove("SPORTELLO_ADMIN_PASSWORD")
-        .env_remove("SPORTELLO__DATABASE__URL")
-        .env("RUST_LOG", "warn");
-    c
-}
-
-fn scratch() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "sportello-cli-{}-{}",
-        std::process::id(),
-        uuid::Uuid::now_v7()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{Scratch, Server, Session, sportello};
 
 #[test]
 fn unreachable_database_fails_within_ten_seconds_naming_it() {
@@ -54,37 +37,26 @@ fn unreachable_database_fails_within_ten_seconds_naming_it() {
 
 #[test]
 fn first_start_creates_admin_and_serves_until_sigterm() {
-    let dir = scratch();
-    let url = format!("sqlite://{}/data/sportello.db?mode=rwc", dir.display());
-    let mut child = sportello()
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut password, mut addr) = (None, None);
-    while password.is_none() || addr.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server output");
-        if let Some(p) = line.split("with password: ").nth(1) {
-            password = Some(p.trim().to_owned());
-        }
-        if let Some(a) = line.split("serving on ").nth(1) {
-            addr = Some(a.trim().to_owned());
-        }
-    }
-    let (password, addr) = (password.unwrap(), addr.unwrap());
+    let s = Scratch::new("cli");
+    let url = format!("sqlite://{}/data/sportello.db?mode=rwc", s.dir.display());
+    // No administrator's password in the environment: the first start makes one up and shows it.
+    let mut server = Server::start(sportello().args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+    ]));
+    let password = server
+        .greeting
+        .iter()
+        .find_map(|line| line.split("with password: ").nth(1))
+        .map(|p| p.trim().to_owned())
+        .unwrap_or_else(|| panic!("the first start shows a password: {:?}", server.greeting));
+    let addr = server.base.clone();
     assert!(password.len() >= 16);
     assert!(
-        dir.join("data/sportello.db").exists(),
+        s.dir.join("data/sportello.db").exists(),
         "the database file is created on first start"
     );
 
@@ -103,32 +75,14 @@ fn first_start_creates_admin_and_serves_until_sigterm() {
                 .status(),
             200
         );
-        let res = client
-            .post(format!("{addr}/api/v1/auth/login"))
-            .json(&serde_json::json!({"username": "admin", "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        Session::login(&addr, "admin", &password).await;
     });
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            assert!(s.success(), "graceful stop exits 0, got {s}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = server
+        .process
+        .terminate(Duration::from_secs(10))
+        .expect("did not stop on SIGTERM");
+    assert!(status.success(), "graceful stop exits 0, got {status}");
 
     // A second start on the same database does not create another admin or print a password.
     let out = sportello()
@@ -180,5 +134,4 @@ fn first_start_creates_admin_and_serves_until_sigterm() {
         err.contains("username") && err.contains("password") && err.contains("roles[0]"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -3,35 +3,20 @@
 //! from the phone, e-mail and counter channels, assignments and SLA figures; the metrics count
 //! the three channels; SIGTERM stops it cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use common::{Process, Session, sportello};
 
 #[test]
 fn the_demo_comes_alive_with_all_three_channels() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sportello"))
-        .args(["demo", "--listen", "127.0.0.1:0"])
-        .env_remove("SPORTELLO__DATABASE__URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut demo = Process::spawn(sportello().args(["demo", "--listen", "127.0.0.1:0"]));
     // The URL, then the accounts: every line of the form `user: password`.
     let (mut base, mut accounts) = (None, Vec::new());
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) else {
+        let Some(line) = demo.line(Duration::from_secs(5)) else {
             if base.is_some() && !accounts.is_empty() {
                 break;
             }
@@ -70,41 +55,26 @@ fn the_demo_comes_alive_with_all_three_channels() {
         .build()
         .unwrap();
     let outcome = rt.block_on(async {
-        let client = reqwest::Client::new();
         // Every printed account signs in, and the operators of both tiers are there.
         let mut roles = Vec::new();
-        let mut token = String::new();
+        let mut session = None;
         for (user, password) in &accounts {
-            let res = client
-                .post(format!("{base}/api/v1/auth/login"))
-                .json(&json!({"username": user, "password": password}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200, "{user} cannot sign in");
-            let v: Value = res.json().await.unwrap();
-            for r in v["user"]["roles"].as_array().into_iter().flatten() {
+            let signed_in = Session::login(&base, user, password).await;
+            for r in signed_in.user["roles"].as_array().into_iter().flatten() {
                 roles.push(r.as_str().unwrap_or_default().to_owned());
             }
             if *user == supervisor.0 {
-                token = v["token"].as_str().unwrap().to_owned();
+                session = Some(signed_in);
             }
         }
+        let supervisor = session.unwrap();
         for r in ["admin", "supervisor", "front_office", "back_office", "counter"] {
             assert!(roles.iter().any(|x| x == r), "no demo account with role {r}");
         }
 
         let deadline = Instant::now() + Duration::from_secs(60);
         let last = loop {
-            let snap: Value = client
-                .get(format!("{base}/api/v1/dashboard"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let snap = supervisor.get("/api/v1/dashboard").await;
             let channels: Vec<String> = snap["queues"]
                 .as_array()
                 .into_iter()
@@ -130,15 +100,7 @@ fn the_demo_comes_alive_with_all_three_channels() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
         // Tickets carry SLA deadlines set by the router.
-        let page: Value = client
-            .get(format!("{base}/api/v1/tickets?limit=50"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = supervisor.get("/api/v1/tickets?limit=50").await;
         let with_sla = page["items"]
             .as_array()
             .into_iter()
@@ -153,7 +115,8 @@ fn the_demo_comes_alive_with_all_three_channels() {
         );
 
         // The same traffic in the metrics.
-        let text = client
+        let text = supervisor
+            .client
             .get(format!("{base}/metrics"))
             .send()
             .await
@@ -176,21 +139,7 @@ fn the_demo_comes_alive_with_all_three_channels() {
         Ok(())
     });
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if stopped.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = demo.terminate(Duration::from_secs(15));
     if let Err(e) = outcome {
         panic!("{e}");
     }

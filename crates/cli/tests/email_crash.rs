@@ -4,11 +4,11 @@
 //! Switched on by SPORTELLO_TEST_IMAP_HOST (see deploy/scripts/test-services.sh); when set, an
 //! unreachable server fails the test.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{Scratch, Server, serve};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use sportello_domain::EmailAddress;
 use sportello_service::mail::sportello_mail::TlsMode;
@@ -75,44 +75,6 @@ fn message(i: usize, run: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Starts `sportello serve` and waits until it listens.
-fn serve(config: &std::path::Path, url: &str) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sportello"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            url,
-            "--config",
-        ])
-        .arg(config)
-        .env("SPORTELLO_ADMIN_PASSWORD", "crash-admin-password")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sportello");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line.contains("serving on") => return child,
-            Ok(_) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("sportello did not say where it serves: {e}");
-            }
-        }
-    }
-}
-
 async fn imported(db: &sportello_store::Database) -> u64 {
     mail_message::Entity::find()
         .filter(mail_message::Column::Direction.eq("inbound"))
@@ -129,10 +91,9 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
     let mut admin = connect(&imap.mailbox("INBOX")).await.expect("IMAP session");
     admin.create(&folder).await.expect("CREATE");
 
-    let dir = std::env::temp_dir().join(format!("sportello-crash-{run}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/sportello.db?mode=rwc", dir.display());
-    let config = dir.join("email.toml");
+    let s = Scratch::new("crash");
+    let url = s.url.clone();
+    let config = s.dir.join("email.toml");
     std::fs::write(
         &config,
         format!(
@@ -145,7 +106,8 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
     )
     .unwrap();
 
-    let mut child = serve(&config, &url);
+    let start = || Server::start(serve(&url).arg("--config").arg(&config));
+    let mut server = start();
     let opts = sportello_store::DbOptions {
         migrate: false,
         ..Default::default()
@@ -173,8 +135,7 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let still_appending = burst.as_ref().is_some_and(|b| !b.is_finished());
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
+        server.process.kill();
         let at_kill = imported(&db).await;
         eprintln!(
             "killed with {at_kill} of {BURST} imported (burst still arriving: {still_appending})"
@@ -191,7 +152,7 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
         {
             b.await.expect("the burst finished");
         }
-        child = serve(&config, &url);
+        server = start();
     }
     if let Some(b) = burst.take() {
         b.await.expect("the burst finished");
@@ -208,10 +169,7 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
     }
     // Anything imported twice would show up now.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    server.process.terminate(Duration::from_secs(60));
 
     assert_eq!(imported(&db).await as usize, BURST);
     let mut ids: Vec<String> = mail_message::Entity::find()
@@ -238,5 +196,4 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
         .expect("checkpoint");
     assert_eq!(cp.last_uid as usize, BURST);
     db.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

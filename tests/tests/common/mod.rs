@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sportello_service::{App, ServiceConfig};
@@ -279,6 +281,83 @@ impl TestApp {
             body["id"].as_str().unwrap().to_owned(),
             self.login(username, &pw).await,
         )
+    }
+
+    /// Creates a user with the given roles and routing profile, available for work; returns
+    /// (id, token).
+    pub async fn available_operator(
+        &self,
+        username: &str,
+        roles: &[&str],
+        profile: Value,
+    ) -> (String, String) {
+        let (id, token) = self.user(username, roles).await;
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/users/{id}/routing"),
+                Some(&self.admin_token),
+                Some(profile),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/users/{id}/presence"),
+                Some(&token),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (id, token)
+    }
+
+    /// Today's counter appointment for a citizen, booked with `token` in a session opened over
+    /// the whole day (so a slot is still ahead whenever the test runs); `None` on a holiday,
+    /// when no session can open. Returns the booking.
+    pub async fn book_today(&self, token: &str, citizen_id: &str) -> Option<Value> {
+        let cal =
+            sportello_domain::calendar::BusinessCalendar::from_config(&Default::default()).unwrap();
+        let today = cal.local_date(chrono::Utc::now());
+        if cal.is_holiday(today).is_some() {
+            return None;
+        }
+        let (status, session) = self
+            .post(
+                "/api/v1/counter/sessions",
+                &self.admin_token,
+                json!({ "date": today.to_string(), "start": "00:00", "end": "23:55", "desks": 2, "slot_minutes": 5 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{session}");
+        let (_, slots) = self
+            .get(&format!("/api/v1/counter/slots?date={today}"), token)
+            .await;
+        let ahead = chrono::Utc::now() + chrono::Duration::minutes(2);
+        let slot = slots["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["end"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<chrono::DateTime<chrono::Utc>>()
+                    .unwrap()
+                    > ahead
+            })
+            .expect("a slot still ahead today")["id"]
+            .clone();
+        let (status, booking) = self
+            .post(
+                "/api/v1/counter/bookings",
+                token,
+                json!({ "slot_id": slot, "citizen_id": citizen_id }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{booking}");
+        Some(booking)
     }
 
     pub async fn ticket(&self, token: &str, body: Value) -> Value {
