@@ -4,8 +4,10 @@
 //! the forms doing what they say. SQLite always; PostgreSQL when switched on.
 
 mod common;
+mod mailharness;
 
 use common::TestApp;
+use mailharness::{MailApp, header};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
@@ -223,6 +225,8 @@ on_both_backends!(
     the_forms_work_a_ticket_from_start_to_finish,
     citizens_and_the_counter_desk,
 );
+
+on_both_backends_mail!(the_reply_form_sends_the_subject_the_operator_chose);
 
 async fn signed_out_visitors_land_on_the_sign_in_form(t: TestApp) {
     let mut b = Browser::new(&t);
@@ -631,6 +635,7 @@ async fn the_forms_work_a_ticket_from_start_to_finish(t: TestApp) {
     assert!(page.body.contains("name=\"body\""));
     assert!(page.body.contains("id=\"template\" name=\"template\""));
     for control in [
+        "reply-subject",
         "reply-body",
         "template",
         "reply-lang",
@@ -679,6 +684,19 @@ async fn the_forms_work_a_ticket_from_start_to_finish(t: TestApp) {
         .and_then(|rest| rest.split("</textarea>").next())
         .unwrap();
     assert!(textarea.contains(&first), "{first:?} in {textarea}");
+    let answer_subject = rendered["subject"]
+        .as_str()
+        .unwrap()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    assert!(
+        with_answer.body.contains(&format!(
+            "id=\"reply-subject\" name=\"subject\" type=\"text\" maxlength=\"200\" value=\"{answer_subject}\""
+        )),
+        "the prepared answer's subject {answer_subject:?} starts the reply's"
+    );
     assert!(
         with_answer
             .body
@@ -891,4 +909,76 @@ async fn citizens_and_the_counter_desk(t: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(apps["items"][0]["state"], "visited");
+}
+
+async fn the_reply_form_sends_the_subject_the_operator_chose(t: MailApp) {
+    let (_, _, mut b) = operator(&t, "fo7", &["front_office"]).await;
+    let ticket = ticket_for(&t, "front_office", "RSSMRA85T10A562S").await;
+    let id = ticket["id"].as_str().unwrap().to_owned();
+    let number = ticket["number"].as_str().unwrap().to_owned();
+    let csrf = b.csrf().await;
+
+    // The form starts from the subject the reply would get anyway.
+    let page = b.get(&format!("/tickets/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("<label for=\"reply-subject\">Oggetto</label>")
+    );
+    assert!(
+        page.body.contains(&format!(
+            "name=\"subject\" type=\"text\" maxlength=\"200\" value=\"Re: [{number}] Assegno di inclusione: requisiti\""
+        )),
+        "the default subject is prefilled"
+    );
+
+    // A subject that would add a header line: refused, the operator's text kept.
+    let bad = b
+        .post(
+            &format!("/tickets/{id}/reply"),
+            &[
+                ("subject", "Esito\r\nBcc: altri@example.it"),
+                ("body", "La domanda è accolta."),
+                ("language", "it"),
+                ("template", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(
+        bad.body.contains("subject: must be a single line"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("La domanda è accolta."));
+
+    // The operator's own subject goes out, behind the ticket tag.
+    let ok = b
+        .post(
+            &format!("/tickets/{id}/reply"),
+            &[
+                ("subject", "Esito della domanda"),
+                ("body", "La domanda è accolta."),
+                ("language", "it"),
+                ("template", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(
+        ok.location(),
+        format!("/tickets/{id}?done=reply"),
+        "{}",
+        ok.body
+    );
+    let rows = t.app.outbox_rows(id.parse().unwrap()).await.unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.kind == "reply")
+        .expect("the reply is queued");
+    assert_eq!(
+        header(&row.raw, "Subject"),
+        Some(format!("[{number}] Esito della domanda"))
+    );
 }

@@ -332,6 +332,9 @@ async fn the_console_works_in_chromium() {
         c.js("var s = document.getElementById('template'); s.value = s.querySelector('option[value]:not([value=\"\"])').value; s.dispatchEvent(new Event('change')); return true;").await;
         c.wait_for("the prepared answer in the reply", "return document.getElementById('reply-body').value.trim().length > 20;", Duration::from_secs(10)).await;
         let filled = c.js("return document.getElementById('reply-body').value;").await.as_str().unwrap().to_owned();
+        // The prepared answer's subject replaces the default `Re: …` one.
+        let chosen_subject = c.js("return document.getElementById('reply-subject').value;").await.as_str().unwrap().to_owned();
+        assert!(!chosen_subject.is_empty() && !chosen_subject.starts_with("Re: "), "the answer's subject: {chosen_subject:?}");
         type_into(c, "#reply-body", "\nRif. prova-console-42").await;
         click(c, "#reply button[type=submit]").await;
         wait_url(c, "the reply confirmation", "done=reply").await;
@@ -356,6 +359,7 @@ async fn the_console_works_in_chromium() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert!(parsed.subject.contains(&tag), "subject {:?} carries {tag}", parsed.subject);
+        assert!(parsed.subject.contains(&chosen_subject), "subject {:?} is the answer's {chosen_subject:?}", parsed.subject);
         let first_line = filled.lines().map(str::trim).find(|l| !l.is_empty()).unwrap();
         assert!(parsed.text.contains(first_line), "the prepared answer is in the e-mail: {first_line:?} in {}", parsed.text);
         assert_eq!(parsed.to.first().map(|p| p.address.as_str()), Some("maria.rossi@example.it"));

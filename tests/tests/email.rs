@@ -825,6 +825,70 @@ async fn operator_replies_are_queued_with_threading_headers(t: MailApp) {
     .await;
     assert_eq!(t.ticket_of(&answer).await["id"], id.as_str());
 
+    // The operator's own subject goes out as written, with the ticket tag in front; the
+    // threading headers still answer the citizen's last message.
+    let smtp = FakeSmtp::start().await;
+    let sender = SmtpSender::new(smtp_config(smtp.port)).unwrap();
+    let (status, body) = t
+        .post(
+            &format!("/api/v1/tickets/{id}/replies"),
+            &op,
+            json!({ "body": "la domanda è stata accolta.", "subject": "  Esito della domanda B2 " }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let tagged = format!("[{number}] Esito della domanda B2");
+    assert_eq!(body["delivery"]["subject"], tagged.as_str());
+    assert_eq!(body["entry"]["meta"]["subject"], tagged.as_str());
+    let custom_id = body["delivery"]["message_id"].as_str().unwrap().to_owned();
+    t.app.deliver_due(&sender, &quick()).await.unwrap();
+    let sent = smtp
+        .received()
+        .into_iter()
+        .find(|raw| header(raw, "Message-ID") == Some(format!("<{custom_id}>")))
+        .expect("the reply with its own subject was sent");
+    assert_eq!(header(&sent, "Subject"), Some(tagged.clone()));
+    assert_eq!(header(&sent, "In-Reply-To"), Some(format!("<{answer}>")));
+    assert!(
+        header(&sent, "References")
+            .unwrap()
+            .ends_with(&format!("<{answer}>"))
+    );
+    // The citizen's answer comes back by the tag alone.
+    let by_tag = mid("r3");
+    t.deliver(&[message(
+        "lucia.neri@example.it",
+        &format!("Re: {tagged}"),
+        &by_tag,
+        &[],
+        "Grazie mille",
+    )])
+    .await;
+    assert_eq!(t.ticket_of(&by_tag).await["id"], id.as_str());
+
+    // A subject that would add header lines, or is too long, is refused and nothing is queued.
+    let queued = t.app.outbox_rows(id.parse().unwrap()).await.unwrap().len();
+    for subject in [
+        "Esito\r\nBcc: altri@example.it".to_owned(),
+        "Esito\nBcc: altri@example.it".to_owned(),
+        "x".repeat(201),
+    ] {
+        let (status, body) = t
+            .post(
+                &format!("/api/v1/tickets/{id}/replies"),
+                &op,
+                json!({ "body": "testo", "subject": subject }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["errors"][0]["field"], "subject", "{body}");
+        assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    }
+    assert_eq!(
+        t.app.outbox_rows(id.parse().unwrap()).await.unwrap().len(),
+        queued
+    );
+
     // Bad input is named field by field.
     let (status, body) = t
         .post(

@@ -72,6 +72,9 @@ pub struct ReplyDraft {
     pub ticket: TicketNumber,
     /// Subject of the citizen's last message (or of the ticket).
     pub subject: String,
+    /// A subject the operator chose, used instead of `Re:` + `subject` (see
+    /// [`operator_subject`]).
+    pub custom_subject: Option<String>,
     /// Message-ID of the citizen's last message.
     pub in_reply_to: Option<String>,
     /// `References` of the citizen's last message.
@@ -194,6 +197,38 @@ pub fn reply_subject(subject: &str, ticket: &TicketNumber, language: Language) -
         base
     };
     format!("Re: {} {}", ticket.subject_tag(), base)
+}
+
+/// A subject the operator wrote, on one line (line breaks and other control characters become
+/// spaces, so no header can be smuggled in) and carrying the ticket tag, which is put in front
+/// when missing, so the citizen's answer threads back. `None` when nothing is left.
+pub fn operator_subject(subject: &str, ticket: &TicketNumber) -> Option<String> {
+    let line: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        return None;
+    }
+    let tag = ticket.subject_tag();
+    if line
+        .to_ascii_lowercase()
+        .contains(&tag.to_ascii_lowercase())
+    {
+        Some(line)
+    } else {
+        Some(format!("{tag} {line}"))
+    }
+}
+
+/// The subject of an operator's reply: the operator's own, or `Re:` and the thread's.
+pub fn draft_subject(draft: &ReplyDraft) -> String {
+    draft
+        .custom_subject
+        .as_deref()
+        .and_then(|s| operator_subject(s, &draft.ticket))
+        .unwrap_or_else(|| reply_subject(&draft.subject, &draft.ticket, draft.language))
 }
 
 /// The `References` of a reply: the parent's references plus the parent, keeping the first
@@ -453,7 +488,7 @@ pub fn compose_reply(draft: &ReplyDraft) -> Result<ComposedMessage, ComposeError
         Common {
             from: &draft.from,
             to: &draft.to,
-            subject: reply_subject(&draft.subject, &draft.ticket, draft.language),
+            subject: draft_subject(draft),
             in_reply_to: draft.in_reply_to.as_deref(),
             references,
             message_id_domain: draft.message_id_domain.as_deref(),
@@ -527,6 +562,33 @@ mod tests {
             reply_subject("", &t(), Language::En),
             "Re: [SP-2026-000123] Your request"
         );
+    }
+
+    #[test]
+    fn operator_subjects_keep_their_words_and_get_the_tag() {
+        let cases = [
+            (
+                "Esito della domanda B2",
+                "[SP-2026-000123] Esito della domanda B2",
+            ),
+            (
+                "Re: [sp-2026-000123] Domanda B2",
+                "Re: [sp-2026-000123] Domanda B2",
+            ),
+            (
+                "Esito\r\nBcc: altri@example.it",
+                "[SP-2026-000123] Esito Bcc: altri@example.it",
+            ),
+            ("  due   spazi\t", "[SP-2026-000123] due spazi"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                operator_subject(input, &t()).as_deref(),
+                Some(want),
+                "{input:?}"
+            );
+        }
+        assert_eq!(operator_subject(" \r\n ", &t()), None);
     }
 
     #[test]

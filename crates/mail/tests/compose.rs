@@ -25,6 +25,7 @@ fn draft() -> ReplyDraft {
         to: party("maria.esposito@example.it", Some("Maria Esposito")),
         ticket: TicketNumber::parse("SP-2026-000123").expect("valid"),
         subject: "R: Re: [SP-2026-000123] Richiesta contributo".into(),
+        custom_subject: None,
         in_reply_to: Some("AM0PR01MB1234567@outlook.example.com".into()),
         references: vec![
             "first-citizen-msg@example.it".into(),

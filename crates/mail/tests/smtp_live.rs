@@ -54,6 +54,7 @@ fn reply(body: &str) -> ComposedMessage {
         to: party("maria.esposito@example.it", "Maria Esposito"),
         ticket: TicketNumber::parse("SP-2026-000123").expect("valid"),
         subject: "R: Richiesta contributo".into(),
+        custom_subject: None,
         in_reply_to: Some("AM0PR01MB1234567@outlook.example.com".into()),
         references: vec!["first@example.it".into()],
         greeting_name: Some("Maria Esposito".into()),

@@ -168,6 +168,7 @@
   function startTemplates() {
     var select = document.getElementById('template');
     var body = document.getElementById('reply-body');
+    var subject = document.getElementById('reply-subject');
     var language = document.getElementById('reply-lang');
     var status = document.getElementById('template-status');
     if (!select || !body || !select.dataset.renderUrl) return;
@@ -189,6 +190,8 @@
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (a) {
           body.value = a.reply_body || a.body || '';
+          // The server puts the ticket tag in front of the answer's subject when sending.
+          if (subject && a.subject) subject.value = a.subject;
           if (a.lang && language) language.value = a.lang;
           var missing = (a.missing || []).join(', ');
           if (status) {

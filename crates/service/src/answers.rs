@@ -117,7 +117,7 @@ pub struct RenderedAnswer {
     pub answer_id: Uuid,
     pub ticket_id: Uuid,
     pub lang: String,
-    /// A subject for a new e-mail (a reply keeps the thread's subject).
+    /// A subject for the e-mail; the reply form offers it (the ticket tag is added on sending).
     pub subject: String,
     /// The whole letter, greeting and sign-off included.
     pub body: String,

@@ -1759,6 +1759,7 @@ impl App {
         let reply = crate::mail::NewReply {
             body,
             template: None,
+            subject: None,
             attachments: Vec::new(),
         };
         let number = ticket::Entity::find_by_id(ticket_id)

@@ -651,6 +651,7 @@ impl App {
             let reply = crate::mail::NewReply {
                 body,
                 template: None,
+                subject: None,
                 attachments: Vec::new(),
             };
             n[which]["state"] = match self.reply_by_email(actor, ticket_id, reply).await {

@@ -1384,6 +1384,7 @@ async fn work(
                         NewReply {
                             body: body.into(),
                             template: None,
+                            subject: None,
                             attachments: Vec::new(),
                         },
                     )

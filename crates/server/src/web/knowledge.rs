@@ -69,10 +69,9 @@ pub async fn prefill(
     web: &Web,
     t: &TicketView,
     chosen: &str,
-) -> Option<(String, String, Vec<String>)> {
+) -> Option<sportello_service::answers::RenderedAnswer> {
     let id = uuid::Uuid::parse_str(chosen.trim()).ok()?;
-    let r = state.app.render_answer(&web.actor, id, t.id).await.ok()?;
-    Some((r.reply_body, r.lang, r.missing))
+    state.app.render_answer(&web.actor, id, t.id).await.ok()
 }
 
 #[derive(Deserialize, Default)]

@@ -31,6 +31,7 @@ use crate::AppState;
 #[derive(Default)]
 pub struct Drafts {
     reply: Option<String>,
+    subject: Option<String>,
     note: Option<String>,
     reason: Option<String>,
 }
@@ -129,8 +130,18 @@ async fn render(
     };
     let reply_lang = prefilled
         .as_ref()
-        .map(|p| p.1.clone())
+        .map(|p| p.lang.clone())
         .unwrap_or_else(|| lang.code().to_owned());
+    // What the operator typed, else the prepared answer's subject, else `Re: [SP-…] …`.
+    let reply_subject = match (&drafts.subject, &prefilled) {
+        (Some(s), _) => s.clone(),
+        (None, Some(p)) => p.subject.clone(),
+        (None, None) => state
+            .app
+            .default_reply_subject(&web.actor, t.id, Some(&reply_lang))
+            .await
+            .unwrap_or_default(),
+    };
     let mut answer_groups: Vec<(&str, Vec<&super::knowledge::AnswerOption>)> = Vec::new();
     for a in &answers {
         match answer_groups.last_mut() {
@@ -200,19 +211,22 @@ async fn render(
                     }
                 }
                 p id="template-status" class="muted" role="status" aria-live="polite" {
-                    @if let Some((_, _, missing)) = &prefilled {
-                        @if !missing.is_empty() {
-                            (lang.t("Completa a mano: ", "Fill in by hand: ")) (missing.join(", "))
+                    @if let Some(p) = &prefilled {
+                        @if !p.missing.is_empty() {
+                            (lang.t("Completa a mano: ", "Fill in by hand: ")) (p.missing.join(", "))
                         }
                     }
                 }
+                label for="reply-subject" { (lang.t("Oggetto", "Subject")) }
+                input id="reply-subject" name="subject" type="text" maxlength="200"
+                    value=(reply_subject);
                 label for="reply-body" { (lang.t("Testo della risposta", "Reply text")) }
                 textarea id="reply-body" name="body" rows="8" required {
-                    (drafts.reply.clone().or_else(|| prefilled.as_ref().map(|p| p.0.clone())).unwrap_or_default())
+                    (drafts.reply.clone().or_else(|| prefilled.as_ref().map(|p| p.reply_body.clone())).unwrap_or_default())
                 }
                 p class="hint" { (lang.t(
-                    "Saluto, firma e numero della richiesta nell'oggetto vengono aggiunti automaticamente.",
-                    "Greeting, signature and the request number in the subject are added automatically.")) }
+                    "Saluto e firma vengono aggiunti automaticamente; il numero della richiesta resta nell'oggetto.",
+                    "Greeting and signature are added automatically; the request number stays in the subject.")) }
                 p { button type="submit" class="primary" { (lang.t("Invia risposta", "Send reply")) } }
             }
         }
@@ -532,6 +546,8 @@ async fn outcome<T>(
 pub struct ReplyForm {
     #[serde(default)]
     body: String,
+    #[serde(default)]
+    subject: String,
     language: Option<String>,
     #[allow(dead_code)]
     template: Option<String>,
@@ -546,11 +562,13 @@ pub async fn reply(
     let input = NewReply {
         body: p.form.body.clone(),
         template: p.form.language.clone().filter(|l| !l.is_empty()),
+        subject: Some(p.form.subject.clone()),
         attachments: Vec::new(),
     };
     let r = state.app.reply_by_email(&p.web.actor, id, input).await;
     let drafts = Drafts {
         reply: Some(p.form.body),
+        subject: Some(p.form.subject),
         ..Default::default()
     };
     outcome(&state, &p.web, id, "reply", r, drafts).await

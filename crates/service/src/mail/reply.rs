@@ -12,8 +12,12 @@ use serde_json::json;
 use sportello_domain::event::DomainEvent;
 use sportello_domain::{EmailAddress, EntryKind, Status};
 use sportello_mail::Party;
-use sportello_mail::compose::{Language, OutboundAttachment, ReplyDraft, Signature, compose_reply};
-use sportello_store::entities::{citizen, citizen_contact, mail_attachment, ticket, ticket_entry};
+use sportello_mail::compose::{
+    Language, OutboundAttachment, ReplyDraft, Signature, compose_reply, reply_subject,
+};
+use sportello_store::entities::{
+    citizen, citizen_contact, mail_attachment, mail_message, ticket, ticket_entry,
+};
 use sportello_store::mail as q;
 use uuid::Uuid;
 
@@ -27,6 +31,9 @@ use crate::{Actor, App, ServiceError};
 /// Most files one reply may carry.
 const MAX_ATTACHMENTS: usize = 10;
 
+/// Longest subject an operator may write (characters, before the ticket tag is added).
+pub const MAX_REPLY_SUBJECT: usize = 200;
+
 /// A reply to the citizen by e-mail.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewReply {
@@ -34,6 +41,12 @@ pub struct NewReply {
     pub body: String,
     /// Language of the template: `it` (default) or `en`.
     pub template: Option<String>,
+    /// The e-mail's subject, at most 200 characters on one line; the ticket tag
+    /// (`[SP-2026-000123]`) is put in front when missing. Absent or blank: `Re:` and the
+    /// subject of the citizen's last message (or of the ticket).
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub subject: Option<String>,
     /// Files to send with the reply.
     #[serde(default)]
     pub attachments: Vec<ReplyAttachment>,
@@ -81,6 +94,7 @@ pub struct ReplyView {
 
 struct ValidReply {
     body: String,
+    subject: Option<String>,
     language: Language,
     attachments: Vec<OutboundAttachment>,
 }
@@ -88,6 +102,24 @@ struct ValidReply {
 fn validate(input: &NewReply, max_attachment_bytes: usize) -> Result<ValidReply, ServiceError> {
     let mut p = Problems::default();
     let body = p.check("body", bounded(&input.body, 1, MAX_BODY));
+    let subject = input
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if let Some(s) = subject {
+        if s.chars().count() > MAX_REPLY_SUBJECT {
+            p.add(
+                "subject",
+                format!("must be at most {MAX_REPLY_SUBJECT} characters"),
+            );
+        } else if s.chars().any(char::is_control) {
+            p.add(
+                "subject",
+                "must be a single line (no line breaks or control characters)",
+            );
+        }
+    }
     let language = match input.template.as_deref().map(str::trim) {
         None | Some("") => Some(Language::It),
         Some(t) => p.check(
@@ -157,12 +189,42 @@ fn validate(input: &NewReply, max_attachment_bytes: usize) -> Result<ValidReply,
     p.finish()?;
     Ok(ValidReply {
         body: body.unwrap_or_default(),
+        subject: subject.map(str::to_owned),
         language: language.unwrap_or_default(),
         attachments,
     })
 }
 
+/// The subject a reply answers: the citizen's last message's, else the ticket's.
+fn thread_subject(last: Option<&mail_message::Model>, t: &ticket::Model) -> String {
+    last.map(|m| m.subject.clone())
+        .unwrap_or_else(|| t.subject.clone())
+}
+
 impl App {
+    /// The subject a reply gets when the operator writes none (`Re: [SP-…] …`), to prefill the
+    /// reply form with.
+    pub async fn default_reply_subject(
+        &self,
+        actor: &Actor,
+        ticket_id: Uuid,
+        template: Option<&str>,
+    ) -> Result<String, ServiceError> {
+        let read = &self.db().read;
+        let t = load_visible(read, actor, ticket_id).await?;
+        let last = q::last_inbound(read, ticket_id).await?;
+        let number = sportello_domain::TicketNumber::parse(&t.number)
+            .map_err(|e| ServiceError::Internal(format!("stored ticket number: {e}")))?;
+        let language = template
+            .and_then(|l| Language::parse(l.trim()).ok())
+            .unwrap_or_default();
+        Ok(reply_subject(
+            &thread_subject(last.as_ref(), &t),
+            &number,
+            language,
+        ))
+    }
+
     /// Replies to a ticket's citizen by e-mail: the reply is stored on the timeline and queued
     /// for delivery in one transaction; the outbox worker sends it.
     pub async fn reply_by_email(
@@ -227,10 +289,8 @@ impl App {
                 name: greeting_name.clone(),
             },
             ticket: number,
-            subject: last
-                .as_ref()
-                .map(|m| m.subject.clone())
-                .unwrap_or_else(|| t.subject.clone()),
+            subject: thread_subject(last.as_ref(), &t),
+            custom_subject: v.subject.clone(),
             in_reply_to: last.as_ref().map(|m| m.message_id.clone()),
             references: last
                 .as_ref()
