@@ -25,10 +25,11 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
-    DatabaseTransaction, EntityTrait, QueryFilter, Statement, TransactionTrait,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, Iterable, QueryFilter, Statement,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -37,6 +38,7 @@ use sportello_domain::event::DomainEvent;
 use sportello_domain::{Channel, EntryKind, Priority, Status, TicketNumber, Tier};
 use sportello_phone::{CallEvent, CallOutcome, CallRecord, CdrRow, Direction, Party};
 use sportello_store::calls::{self as q, CallFilter, Cursor};
+use sportello_store::chunked::CHUNK;
 use sportello_store::entities::{
     audit_log, call, callback, citizen, citizen_contact, ticket, ticket_entry, user,
 };
@@ -1289,14 +1291,25 @@ impl<'a> Batch<'a> {
                 changed_cbs.push(cb.model);
             }
         }
-        // Call-backs that finished give up their number before a new one takes it.
-        for m in changed_cbs {
-            let id = m.ticket_id;
-            let am: callback::ActiveModel = callback::ActiveModel::from(m).reset_all();
-            callback::Entity::update_many()
-                .set(am)
-                .filter(callback::Column::TicketId.eq(id))
-                .exec(txn)
+        // Call-backs that finished give up their number before a new one takes it. Each
+        // changed row is written back whole, many to a statement (an upsert on rows that exist).
+        let columns: Vec<callback::Column> = callback::Column::iter()
+            .filter(|c| !matches!(c, callback::Column::TicketId))
+            .collect();
+        let mut changed = changed_cbs.into_iter().peekable();
+        while changed.peek().is_some() {
+            let rows: Vec<callback::ActiveModel> = changed
+                .by_ref()
+                .take(CHUNK)
+                .map(IntoActiveModel::into_active_model)
+                .collect();
+            callback::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(callback::Column::TicketId)
+                        .update_columns(columns.clone())
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
                 .await?;
         }
         q::insert_all(txn, new_cbs).await?;
@@ -1355,9 +1368,7 @@ impl<'a> Batch<'a> {
                 .await?;
         }
         let calendar = &self.app.inner.routing.calendar;
-        for (id, from) in self.resolved {
-            resolve_existing(txn, calendar, id, from, at).await?;
-        }
+        resolve_existing(txn, calendar, &self.resolved, at).await?;
 
         let mut report = self.report;
         self.audit.push(audit(
@@ -1423,39 +1434,58 @@ fn done_text(reason: &str) -> &'static str {
     }
 }
 
-/// Resolves an existing ticket unless someone moved it meanwhile.
+/// Resolves existing tickets unless someone moved them meanwhile (each is resolved only from
+/// the status it was seen in), a few statements per chunk of tickets rather than per ticket.
 async fn resolve_existing<C: ConnectionTrait>(
     conn: &C,
     calendar: &BusinessCalendar,
-    id: Uuid,
-    from: Status,
+    resolved: &[(Uuid, Status)],
     at: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    ticket::Entity::update_many()
-        .col_expr(
-            ticket::Column::Status,
-            Expr::value(Status::Resolved.as_str()),
-        )
-        .col_expr(ticket::Column::ResolvedAt, Expr::value(Some(at)))
-        .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
-        .filter(ticket::Column::Id.eq(id))
-        .filter(ticket::Column::Status.eq(from.as_str()))
-        .exec(conn)
-        .await?;
-    ticket::Entity::update_many()
-        .col_expr(ticket::Column::FirstResponseAt, Expr::value(Some(at)))
-        .filter(ticket::Column::Id.eq(id))
-        .filter(ticket::Column::FirstResponseAt.is_null())
-        .exec(conn)
-        .await?;
-    let change = crate::routing::SlaEvent::Transition {
-        from,
-        to: Status::Resolved,
-    };
-    crate::routing::sla_event(conn, calendar, id, change, at)
+    if resolved.is_empty() {
+        return Ok(());
+    }
+    let mut by_status: HashMap<Status, Vec<Uuid>> = HashMap::new();
+    for (id, from) in resolved {
+        by_status.entry(*from).or_default().push(*id);
+    }
+    for (from, ids) in &by_status {
+        for chunk in ids.chunks(CHUNK) {
+            ticket::Entity::update_many()
+                .col_expr(
+                    ticket::Column::Status,
+                    Expr::value(Status::Resolved.as_str()),
+                )
+                .col_expr(ticket::Column::ResolvedAt, Expr::value(Some(at)))
+                .col_expr(ticket::Column::UpdatedAt, Expr::value(at))
+                .filter(ticket::Column::Id.is_in(chunk.to_vec()))
+                .filter(ticket::Column::Status.eq(from.as_str()))
+                .exec(conn)
+                .await?;
+        }
+    }
+    let ids: Vec<Uuid> = resolved.iter().map(|(id, _)| *id).collect();
+    for chunk in ids.chunks(CHUNK) {
+        ticket::Entity::update_many()
+            .col_expr(ticket::Column::FirstResponseAt, Expr::value(Some(at)))
+            .filter(ticket::Column::Id.is_in(chunk.to_vec()))
+            .filter(ticket::Column::FirstResponseAt.is_null())
+            .exec(conn)
+            .await?;
+    }
+    let events: Vec<(Uuid, crate::routing::SlaEvent)> = resolved
+        .iter()
+        .map(|(id, from)| {
+            let change = crate::routing::SlaEvent::Transition {
+                from: *from,
+                to: Status::Resolved,
+            };
+            (*id, change)
+        })
+        .collect();
+    crate::routing::sla_events(conn, calendar, &events, at)
         .await
-        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-    Ok(())
+        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))
 }
 
 fn audit(
@@ -1930,7 +1960,8 @@ impl App {
             )
             .await?;
             if from.is_active() {
-                resolve_existing(&txn, &self.inner.routing.calendar, ticket_id, from, at).await?;
+                resolve_existing(&txn, &self.inner.routing.calendar, &[(ticket_id, from)], at)
+                    .await?;
                 let meta = json!({ "from": from, "to": Status::Resolved, "callback": reason });
                 let system = ticket_entry::Model {
                     id: Uuid::now_v7(),
