@@ -16,6 +16,7 @@ on_both_backends!(
     check_in_visit_and_follow_up_on_the_timeline,
     no_shows_are_marked_after_the_grace_period,
     planner_reacts_to_demand_and_approval_opens_slots,
+    overlapping_sessions_opened_at_once_leave_one,
 );
 
 fn cal() -> BusinessCalendar {
@@ -617,4 +618,49 @@ async fn planner_reacts_to_demand_and_approval_opens_slots(t: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+}
+
+/// Supervisors on several instances (PostgreSQL) or one (SQLite) open overlapping sessions for
+/// the same day at the same moment: exactly one opens, the others are told it overlaps, and the
+/// day has the slots of one session.
+async fn overlapping_sessions_opened_at_once_leave_one(t: TestApp) {
+    let other = match common::pg_url() {
+        Some(_) if t.database_url.starts_with("postgres") => {
+            Some(TestApp::spawn_on(&t.database_url, None).await)
+        }
+        _ => None,
+    };
+    let day = open_weekday(9);
+    let attempts = (0..8).map(|i| {
+        let target = match (&other, i % 2) {
+            (Some(o), 1) => o,
+            _ => &t,
+        };
+        // Every attempt overlaps every other (they all cover 10:00–11:00).
+        let start = format!("{:02}:00", 9 + i % 2);
+        let body = json!({"date": day.to_string(), "start": start, "end": "11:00", "desks": 1});
+        async move {
+            target
+                .post("/api/v1/counter/sessions", &target.admin_token, body)
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{results:?}");
+    for (s, v) in &results {
+        assert!(
+            *s == StatusCode::CREATED || *s == StatusCode::CONFLICT,
+            "{s}: {v}"
+        );
+    }
+    let sessions: Vec<Value> = slots(&t, day).await;
+    let starts: std::collections::BTreeSet<&str> = sessions
+        .iter()
+        .filter_map(|s| s["local_start"].as_str())
+        .collect();
+    assert_eq!(starts.len(), sessions.len(), "no slot twice: {sessions:?}");
 }

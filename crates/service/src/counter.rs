@@ -34,6 +34,9 @@ use crate::tickets::NewTicket;
 use crate::util::{bounded, now};
 use crate::{Actor, App, ServiceError};
 
+/// PostgreSQL advisory lock key serialising session creation across instances.
+const SESSION_LOCK: i64 = 0x5350_4355_5345_5353; // "SPCUSESS"
+
 /// Booking states, as stored.
 pub mod state {
     pub const BOOKED: &str = "booked";
@@ -348,6 +351,9 @@ impl App {
         };
         let cal = self.counter_calendar()?;
         let txn = self.db().write.begin().await?;
+        // Checking a day for overlaps and inserting the session must not interleave with
+        // another instance doing the same for that day.
+        crate::util::xact_lock(&txn, SESSION_LOCK).await?;
         let valid = validate_against_day(&txn, &cal, &req).await?;
         let view = insert_session(&txn, &cal, &valid, None, actor.id).await?;
         crate::audit::record(
@@ -1692,6 +1698,7 @@ impl App {
         let cal = self.counter_calendar()?;
         let at = now();
         let txn = self.db().write.begin().await?;
+        crate::util::xact_lock(&txn, SESSION_LOCK).await?;
         let plan = counter_plan::Entity::find_by_id(id)
             .one(&txn)
             .await?

@@ -527,14 +527,7 @@ fn retryable(e: &sea_orm::DbErr) -> bool {
 /// single writer gives for free) keeps those decisions consistent across instances, and call
 /// rates are far below what one writer sustains.
 async fn lock<C: ConnectionTrait>(conn: &C) -> Result<(), sea_orm::DbErr> {
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        conn.execute_raw(Statement::from_string(
-            DatabaseBackend::Postgres,
-            format!("SELECT pg_advisory_xact_lock({PHONE_LOCK_KEY})"),
-        ))
-        .await?;
-    }
-    Ok(())
+    crate::util::xact_lock(conn, PHONE_LOCK_KEY).await
 }
 
 /// Merges one report into the record of its call.

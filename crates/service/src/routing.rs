@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sportello_domain::calendar::BusinessCalendar;
@@ -635,13 +635,7 @@ impl App {
         let calendar = &self.routing().calendar;
         let at = now();
         let txn = self.db().write.begin().await?;
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            txn.execute_raw(Statement::from_string(
-                DatabaseBackend::Postgres,
-                format!("SELECT pg_advisory_xact_lock({ASSIGN_LOCK})"),
-            ))
-            .await?;
-        }
+        crate::util::xact_lock(&txn, ASSIGN_LOCK).await?;
         let profiles = load_profiles(&txn).await?;
         let mut loads = loads(&txn).await?;
         let operators: Vec<OperatorState> = profiles

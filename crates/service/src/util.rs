@@ -1,6 +1,7 @@
 //! Small helpers shared by the use cases.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 
 /// Now, truncated to microseconds so values round-trip exactly through both databases.
 pub fn now() -> DateTime<Utc> {
@@ -22,4 +23,17 @@ pub fn bounded(value: &str, min: usize, max: usize) -> Result<String, String> {
     } else {
         Ok(v.to_owned())
     }
+}
+
+/// Serialises a use case across instances for the rest of the transaction: on PostgreSQL a
+/// transaction-scoped advisory lock on `key`; SQLite's single writer serialises already.
+pub async fn xact_lock<C: ConnectionTrait>(conn: &C, key: i64) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        conn.execute_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!("SELECT pg_advisory_xact_lock({key})"),
+        ))
+        .await?;
+    }
+    Ok(())
 }
