@@ -37,24 +37,34 @@ pub fn token_of(parts: &Parts) -> Option<(String, bool)> {
         .map(|(_, v)| (v.to_owned(), true))
 }
 
-/// A cookie-authenticated request that changes state must come from our own pages: browsers
-/// send `Origin` on such requests, and it must name the host the request was sent to.
-fn same_origin(parts: &Parts) -> bool {
-    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return true;
+/// What the browser says of where a request comes from: `Some(true)` from a page of the host
+/// the request went to, `Some(false)` from another site (a `Sec-Fetch-Site: cross-site` is
+/// believed), `None` when it says nothing (no `Origin`: not a browser, or a same-origin GET).
+pub fn origin_verdict(parts: &Parts) -> Option<bool> {
+    if parts
+        .headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+    {
+        return Some(false);
     }
+    let origin = parts.headers.get(header::ORIGIN)?;
     let host = parts
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    let origin = parts
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|h| h.to_str().ok());
-    match (origin, host) {
+    Some(match (origin.to_str().ok(), host) {
         (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
         _ => false,
-    }
+    })
+}
+
+/// A cookie-authenticated request that changes state must come from our own pages: browsers
+/// send `Origin` on such requests, and it must name the host the request was sent to.
+fn same_origin(parts: &Parts) -> bool {
+    matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || origin_verdict(parts) == Some(true)
 }
 
 impl FromRequestParts<AppState> for CurrentUser {

@@ -265,27 +265,9 @@ impl FromRequestParts<AppState> for Web {
 
 /// Whether a state-changing request comes from our own pages: an `Origin` (sent by browsers
 /// on every POST) must name the host the request went to, and a browser that says the request
-/// is cross-site is believed.
+/// is cross-site is believed. Without either, the CSRF token alone decides.
 pub fn same_origin(parts: &Parts) -> bool {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    if parts
-        .headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site")
-    {
-        return false;
-    }
-    match parts.headers.get(header::ORIGIN) {
-        None => true,
-        Some(o) => match (o.to_str().ok(), host) {
-            (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
-            _ => false,
-        },
-    }
+    crate::auth::origin_verdict(parts) != Some(false)
 }
 
 /// A refused state change: 403 with a page that says why.
