@@ -378,7 +378,7 @@ struct Batch<'a> {
 }
 
 /// What one batch of call reports created and finished, beyond the report's own counts: the
-/// batch's audit record (one per batch, so an import of 100,000 calls adds 50 audit rows, not
+/// batch's audit record (one per batch, so an import of 100,000 calls adds 10 audit rows, not
 /// 100,000; the tickets and citizens carry their own creation times, and each call-back's end
 /// is on its ticket's timeline).
 #[derive(Default)]
