@@ -16,6 +16,8 @@ use sportello_service::mail::sportello_mail::imap::{MailboxConfig, connect};
 use sportello_store::entities::{mail_checkpoint, mail_message, ticket};
 
 const BURST: usize = 500;
+/// Messages appended before the burst waits for the first kill.
+const HELD_UNTIL_KILL: usize = 100;
 
 struct Imap {
     host: String,
@@ -116,9 +118,17 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
         .await
         .expect("open the database");
 
-    // The burst goes in on its own session while the server imports it.
+    // The burst goes in on its own session while the server imports it. It holds after
+    // HELD_UNTIL_KILL messages until the first kill has happened, so that kill always lands
+    // while messages are still arriving, however fast this machine imports or appends.
+    let (first_kill, mut after_first_kill) = tokio::sync::oneshot::channel::<()>();
     let burst = tokio::spawn(async move {
         for i in 0..BURST {
+            if i == HELD_UNTIL_KILL {
+                (&mut after_first_kill)
+                    .await
+                    .expect("the first kill is signalled");
+            }
             admin
                 .append(&folder, None, None, message(i, &run))
                 .await
@@ -128,6 +138,7 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
     });
     // Killed twice: early in the burst while messages are still arriving, and again later.
     let mut burst = Some(burst);
+    let mut first_kill = Some(first_kill);
     for kill_at in [40u64, 250] {
         let deadline = Instant::now() + Duration::from_secs(60);
         while imported(&db).await < kill_at {
@@ -146,6 +157,13 @@ async fn killed_during_a_burst_imports_every_message_exactly_once() {
         );
         if kill_at == 40 {
             assert!(still_appending, "the first kill must hit the burst");
+            assert!(
+                (at_kill as usize) <= HELD_UNTIL_KILL,
+                "the burst was held at {HELD_UNTIL_KILL}"
+            );
+            if let Some(tx) = first_kill.take() {
+                tx.send(()).expect("the burst is waiting");
+            }
         }
         if kill_at != 40
             && let Some(b) = burst.take()
