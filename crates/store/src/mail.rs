@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -18,25 +18,7 @@ use crate::entities::{
     ticket,
 };
 
-/// Most values put in one `IN (...)` list: far below SQLite's 32 766 bound variables.
-/// Rows per multi-row insert: 20 columns × 200 rows stays far below both backends' limits.
-const ROWS_PER_INSERT: usize = 200;
-
-/// Inserts rows with multi-row statements of bounded size; nothing to do for no rows.
-pub async fn insert_all<C, A>(conn: &C, rows: Vec<A>) -> Result<(), sea_orm::DbErr>
-where
-    C: ConnectionTrait,
-    A: ActiveModelTrait + Send,
-{
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        <A::Entity as EntityTrait>::insert_many(chunk)
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
-}
+pub use crate::chunked::insert_all;
 
 /// The import checkpoint of a mailbox: `(uid_validity, last_uid)`.
 pub async fn load_checkpoint<C: ConnectionTrait>(
