@@ -13,6 +13,7 @@ mod config;
 mod demo;
 mod import_cdr;
 mod report;
+mod sqlite_malloc;
 mod watch;
 
 use std::path::PathBuf;
@@ -313,6 +314,20 @@ fn main() -> anyhow::Result<()> {
         cfg.log.level = "warn".into();
     }
     init_tracing(&cfg.log);
+    // SPORTELLO_SQLITE_SYSTEM_MALLOC=1 keeps SQLite on the C library's malloc: a way back if
+    // the allocator is ever suspected, and the "before" of the comparison in benchmarks.md.
+    if std::env::var_os("SPORTELLO_SQLITE_SYSTEM_MALLOC").is_some_and(|v| v == "1") {
+        tracing::info!(
+            "SQLite allocates with the C library's malloc (SPORTELLO_SQLITE_SYSTEM_MALLOC)"
+        );
+    } else {
+        match sqlite_malloc::install() {
+            sqlite_malloc::Installed::Yes => tracing::debug!("SQLite allocates through mimalloc"),
+            sqlite_malloc::Installed::Refused(a, b) => {
+                tracing::warn!(malloc = a, memstatus = b, "SQLite keeps its own allocator")
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
