@@ -1323,7 +1323,7 @@ impl<'a> Batch<'a> {
         let columns: Vec<callback::Column> = callback::Column::iter()
             .filter(|c| !matches!(c, callback::Column::TicketId))
             .collect();
-        for chunk in q::chunked(changed_cbs) {
+        for chunk in q::chunked::<callback::Entity, _>(changed_cbs) {
             let columns = columns.clone();
             writes.push(Box::pin(async move {
                 let rows = chunk.into_iter().map(IntoActiveModel::into_active_model);
