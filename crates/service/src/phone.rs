@@ -25,11 +25,10 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, Iterable, QueryFilter, Statement,
-    TransactionTrait,
+    DatabaseTransaction, EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -1318,26 +1317,7 @@ impl<'a> Batch<'a> {
             std::mem::take(&mut self.new_contacts),
         ));
         writes.extend(q::insert_chunks(txn, std::mem::take(&mut self.new_tickets)));
-        // Each changed call-back is written back whole, many to a statement (an upsert on
-        // rows that exist).
-        let columns: Vec<callback::Column> = callback::Column::iter()
-            .filter(|c| !matches!(c, callback::Column::TicketId))
-            .collect();
-        for chunk in q::chunked::<callback::Entity, _>(changed_cbs) {
-            let columns = columns.clone();
-            writes.push(Box::pin(async move {
-                let rows = chunk.into_iter().map(IntoActiveModel::into_active_model);
-                callback::Entity::insert_many::<callback::ActiveModel, _>(rows)
-                    .on_conflict(
-                        OnConflict::column(callback::Column::TicketId)
-                            .update_columns(columns)
-                            .to_owned(),
-                    )
-                    .exec_without_returning(txn)
-                    .await
-                    .map(drop)
-            }));
-        }
+        writes.extend(q::callback_updates(txn, changed_cbs));
         writes.extend(q::insert_chunks(txn, new_cbs));
         writes.extend(q::insert_chunks(txn, std::mem::take(&mut self.new_entries)));
         for (id, (author, body, meta)) in std::mem::take(&mut self.entry_updates) {
@@ -1404,7 +1384,8 @@ impl<'a> Batch<'a> {
 
 /// What `calls.record` holds: the part of a call's record its row's columns do not (source,
 /// call id, direction, start, answer time, queue and outcome are columns, written from the
-/// record every time it changes). About 40 % smaller than the whole record. Rows written before held the whole record; it reads the same way.
+/// record every time it changes). About 40 % smaller than the whole record. Rows written
+/// before held the whole record; it reads the same way.
 #[derive(Serialize)]
 struct StoredRecord<'r> {
     #[serde(skip_serializing_if = "Option::is_none")]

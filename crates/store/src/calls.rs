@@ -4,10 +4,10 @@
 use crate::chunked::{CHUNK, in_chunks};
 pub use crate::chunked::{Write, chunked, insert_all, insert_chunks, run_in_order};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -273,30 +273,57 @@ pub async fn open_phone_tickets<C: ConnectionTrait>(
     citizen_ids: &[Uuid],
     active_statuses: &[&str],
 ) -> Result<Vec<(Uuid, Option<Uuid>, String)>, sea_orm::DbErr> {
-    let mut out = Vec::new();
-    for chunk in citizen_ids.chunks(CHUNK) {
-        let rows: Vec<(Uuid, Option<Uuid>, String, String, String)> = ticket::Entity::find()
+    let rows: Vec<(Uuid, Option<Uuid>, String, String, String)> = in_chunks(citizen_ids, |chunk| {
+        ticket::Entity::find()
             .select_only()
             .column(ticket::Column::Id)
             .column(ticket::Column::CitizenId)
             .column(ticket::Column::Status)
             .column(ticket::Column::Channel)
             .column(ticket::Column::Tier)
-            .filter(ticket::Column::CitizenId.is_in(chunk.to_vec()))
+            .filter(ticket::Column::CitizenId.is_in(chunk))
             .into_tuple()
             .all(conn)
-            .await?;
-        out.extend(
-            rows.into_iter()
-                .filter(|(_, _, status, channel, tier)| {
-                    channel == "phone"
-                        && tier == "front_office"
-                        && active_statuses.contains(&status.as_str())
-                })
-                .map(|(id, citizen, status, _, _)| (id, citizen, status)),
-        );
-    }
-    Ok(out)
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, status, channel, tier)| {
+            channel == "phone"
+                && tier == "front_office"
+                && active_statuses.contains(&status.as_str())
+        })
+        .map(|(id, citizen, status, _, _)| (id, citizen, status))
+        .collect())
+}
+
+/// Changed call-backs written back whole, many to a statement (an upsert on rows that exist),
+/// as writes for [`run_in_order`].
+pub fn callback_updates<C>(conn: &C, models: Vec<callback::Model>) -> Vec<Write<'_>>
+where
+    C: ConnectionTrait + Sync,
+{
+    let columns: Vec<callback::Column> = callback::Column::iter()
+        .filter(|c| !matches!(c, callback::Column::TicketId))
+        .collect();
+    chunked::<callback::Entity, _>(models)
+        .into_iter()
+        .map(|chunk| -> Write<'_> {
+            let columns = columns.clone();
+            Box::pin(async move {
+                let rows = chunk.into_iter().map(IntoActiveModel::into_active_model);
+                callback::Entity::insert_many::<callback::ActiveModel, _>(rows)
+                    .on_conflict(
+                        OnConflict::column(callback::Column::TicketId)
+                            .update_columns(columns)
+                            .to_owned(),
+                    )
+                    .exec_without_returning(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .collect()
 }
 
 /// The status of each of these tickets, as `(id, status)`.
