@@ -328,6 +328,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    if matches!(command, Command::ImportCdr { .. } | Command::Bench { .. }) {
+        sqlite_malloc::keep_freed_memory();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
