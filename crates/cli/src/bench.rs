@@ -502,6 +502,7 @@ async fn bench_cdr(r: &Running, rows: usize, backend: &str) -> anyhow::Result<()
             &r.app,
             "bench-cdr",
             std::io::Cursor::new(bytes.clone()),
+            crate::import_cdr::BATCH_ROWS,
             &indicatif::ProgressBar::hidden(),
         )
         .await?;

@@ -12,9 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sportello_service::App;
 use sportello_service::phone::sportello_phone::{CdrReader, CdrRow, RejectedRow};
 
-/// Rows written per transaction: large enough that the random-order indexes (citizen,
-/// number) are not rewritten page by page at every commit (2,000 rows per batch spent as long
-/// committing as writing), small enough that a concurrent writer waits under a second.
+/// Rows written per transaction (`--batch-rows`): large enough that the random-order indexes
+/// (citizen, number) are not rewritten page by page at every commit (2,000 rows per batch spent
+/// as long committing as writing), small enough that a concurrent writer waits under a second.
 pub const BATCH_ROWS: usize = 10_000;
 
 /// What importing one source of rows found.
@@ -41,14 +41,17 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Imports every row of a CDR stream under `source`. Parsing runs on a blocking thread while
-/// the previous batch is written, so the two overlap.
+/// Imports every row of a CDR stream under `source`, `batch_rows` rows per transaction.
+/// Parsing runs on a blocking thread, and the service plans each batch while the previous one
+/// is written ([`sportello_service::phone::CdrImport`]), so the three overlap.
 pub async fn import_reader<R: Read + Send + 'static>(
     app: &App,
     source: &str,
     reader: R,
+    batch_rows: usize,
     progress: &ProgressBar,
 ) -> anyhow::Result<Imported> {
+    let batch_rows = batch_rows.max(1);
     let zone = app.config().phone.cdr_timezone;
     let read = Arc::new(AtomicU64::new(0));
     let counting = Counting {
@@ -57,15 +60,15 @@ pub async fn import_reader<R: Read + Send + 'static>(
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<CdrRow>, Vec<RejectedRow>)>(2);
     let parser = tokio::task::spawn_blocking(move || {
-        let mut rows = Vec::with_capacity(BATCH_ROWS);
+        let mut rows = Vec::with_capacity(batch_rows);
         let mut rejected = Vec::new();
         for result in CdrReader::new(counting, zone) {
             match result {
                 Ok(row) => rows.push(row),
                 Err(bad) => rejected.push(bad),
             }
-            if rows.len() >= BATCH_ROWS {
-                let batch = std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS));
+            if rows.len() >= batch_rows {
+                let batch = std::mem::replace(&mut rows, Vec::with_capacity(batch_rows));
                 if tx
                     .blocking_send((batch, std::mem::take(&mut rejected)))
                     .is_err()
@@ -77,16 +80,29 @@ pub async fn import_reader<R: Read + Send + 'static>(
         let _ = tx.blocking_send((rows, rejected));
     });
     let mut out = Imported::default();
+    let mut import = app.cdr_import(source);
     while let Some((rows, rejected)) = rx.recv().await {
         out.rejected.extend(rejected);
-        if !rows.is_empty() {
-            let report = app.import_cdr_rows(source, &rows).await?;
+        if !rows.is_empty()
+            && let Some(report) = import.push(rows).await?
+        {
             out.new += report.new;
             out.known += report.known;
         }
         progress.set_position(read.load(Ordering::Relaxed));
         progress.set_message(format!("{} rows", out.new + out.known));
     }
+    let (last, stats) = import.finish().await?;
+    if let Some(report) = last {
+        out.new += report.new;
+        out.known += report.known;
+    }
+    tracing::info!(
+        batches = stats.batches,
+        planned_ahead = stats.planned_ahead,
+        planned_again = stats.planned_again,
+        "CDR rows written"
+    );
     parser
         .await
         .context("the CDR reader stopped unexpectedly")?;
@@ -105,7 +121,12 @@ fn bar(len: u64, label: &str) -> ProgressBar {
 }
 
 /// Imports the files in order and prints the report; `Ok(true)` when rows were rejected.
-pub async fn run(app: &App, source: &str, files: &[PathBuf]) -> anyhow::Result<bool> {
+pub async fn run(
+    app: &App,
+    source: &str,
+    files: &[PathBuf],
+    batch_rows: usize,
+) -> anyhow::Result<bool> {
     anyhow::ensure!(!files.is_empty(), "give at least one CDR file");
     anyhow::ensure!(!source.trim().is_empty(), "--source must not be empty");
     // Every file is opened first, so a typo in the last name does not leave half an import.
@@ -123,6 +144,7 @@ pub async fn run(app: &App, source: &str, files: &[PathBuf]) -> anyhow::Result<b
             app,
             source,
             BufReader::with_capacity(1 << 16, file),
+            batch_rows,
             &progress,
         )
         .await

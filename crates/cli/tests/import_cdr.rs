@@ -37,11 +37,18 @@ impl Cdr {
     }
 
     fn import(&self, files: &[&Path]) -> Output {
+        self.import_with(files, &[])
+    }
+
+    fn import_with(&self, files: &[&Path], options: &[&str]) -> Output {
         let mut c = sportello();
+        // The importer's own summary of how it planned the batches.
+        c.env("RUST_LOG", "warn,sportello=info");
         c.arg("import-cdr")
             .args(["--database-url", &self.scratch.url])
             .arg("--config")
-            .arg(&self.config);
+            .arg(&self.config)
+            .args(options);
         c.args(files);
         c.output().unwrap()
     }
@@ -282,4 +289,125 @@ fn malformed_rows_are_reported_by_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("missing.csv"), "{err}");
+}
+
+/// Where every call of the log ended up, in terms that do not depend on generated ids: per
+/// call id its outcome, call-back state, caller, operator, the call ids sharing its ticket and
+/// those sharing its call-back; then the tickets, resolved tickets and open call-backs (with
+/// their missed-call counts).
+async fn placement(api: &Session) -> (BTreeMap<String, String>, Vec<u64>, Vec<(String, u64)>) {
+    let calls = all_calls(api).await;
+    let mut groups: BTreeMap<(&str, String), Vec<String>> = BTreeMap::new();
+    for c in &calls {
+        for field in ["ticket_id", "callback_ticket_id"] {
+            if let Some(t) = c[field].as_str() {
+                groups
+                    .entry((field, t.to_owned()))
+                    .or_default()
+                    .push(c["call_id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let group_of = |field: &'static str, c: &Value| -> String {
+        c[field]
+            .as_str()
+            .map(|t| {
+                let mut ids = groups[&(field, t.to_owned())].clone();
+                ids.sort();
+                ids.join(",")
+            })
+            .unwrap_or_default()
+    };
+    let by_call = calls
+        .iter()
+        .map(|c| {
+            (
+                c["call_id"].as_str().unwrap().to_owned(),
+                format!(
+                    "{} {} {} {} | ticket {} | call-back {}",
+                    c["outcome"],
+                    c["callback_state"],
+                    c["from"],
+                    c["operator"],
+                    group_of("ticket_id", c),
+                    group_of("callback_ticket_id", c),
+                ),
+            )
+        })
+        .collect();
+    let mut callbacks: Vec<(String, u64)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/callbacks?state=open&limit=200&cursor={c}"),
+            None => "/api/v1/callbacks?state=open&limit=200".to_owned(),
+        };
+        let page = api.get(&path).await;
+        for cb in page["items"].as_array().unwrap() {
+            callbacks.push((
+                cb["number"].as_str().unwrap().to_owned(),
+                cb["missed_count"].as_u64().unwrap(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    callbacks.sort();
+    (by_call, totals(api).await, callbacks)
+}
+
+/// The importer plans each batch while the previous one is written, from what that one
+/// knew. Small batches put many citizens' calls, call-backs and tickets across batch
+/// boundaries: the result must be the one of a single batch, call by call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_any_size_place_every_call_the_same_way() {
+    let synth = synthetic_cdr(6_000, 77);
+    let mut results = Vec::new();
+    for batch_rows in ["6000", "457"] {
+        let s = Cdr::new();
+        let (_server, api) = s.serve().await;
+        operators(&api).await;
+        let file = s.scratch.dir.join("Master.csv");
+        std::fs::write(&file, &synth.csv).unwrap();
+        let out = s.import_with(&[&file], &["--batch-rows", batch_rows]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "imported 6000 new, 0 already present, 0 rejected"
+        );
+        if batch_rows == "457" {
+            // 14 batches; all but the first planned while the one before was written (one
+            // may be planned again if the server committed meanwhile).
+            let log = text(&out.stderr);
+            let ahead: u64 = log
+                .split("planned_ahead=")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no planning figures in the log: {log}"));
+            assert!(ahead >= 10, "{log}");
+        }
+        results.push(placement(&api).await);
+    }
+    let (one, small) = (&results[0], &results[1]);
+    assert_eq!(one.0.len(), 6_000);
+    let differing: Vec<(&String, &String, Option<&String>)> = one
+        .0
+        .iter()
+        .filter(|(k, v)| small.0.get(*k) != Some(*v))
+        .map(|(k, v)| (k, v, small.0.get(k)))
+        .take(5)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "calls placed differently: {differing:#?}"
+    );
+    assert_eq!(
+        one.1, small.1,
+        "calls, answered, tickets, resolved, open call-backs"
+    );
+    assert_eq!(one.2, small.2, "open call-backs and their missed calls");
+    assert!(one.2.len() > 10, "the sample leaves call-backs open");
 }

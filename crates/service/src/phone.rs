@@ -23,12 +23,14 @@
 //! inside the batch's own transaction (see `reserve_numbers`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
-    DatabaseTransaction, EntityTrait, QueryFilter, Statement, TransactionTrait,
+    DatabaseTransaction, EntityTrait, QueryFilter, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -313,6 +315,7 @@ fn who(record: &CallRecord, own: &[sportello_domain::PhoneNumber]) -> Who {
 }
 
 /// A call's row and record while a batch works on it.
+#[derive(Clone)]
 struct Slot {
     model: call::Model,
     record: CallRecord,
@@ -328,6 +331,7 @@ struct LinkedCall {
     started_at: DateTime<Utc>,
 }
 
+#[derive(Clone)]
 struct CbSlot {
     model: callback::Model,
     is_new: bool,
@@ -336,9 +340,13 @@ struct CbSlot {
 }
 
 /// Everything one batch reads, decides and then writes.
-struct Batch<'a> {
-    app: &'a App,
+struct Batch {
+    app: App,
     at: DateTime<Utc>,
+    /// Numbers whose citizen, open call-back and last answered call this batch knows (the
+    /// maps below hold them, absent meaning none), and citizens whose open ticket it knows.
+    known_numbers: HashSet<String>,
+    known_citizens: HashSet<Uuid>,
     calls: HashMap<(String, String), Slot>,
     /// Keys in the order first reported, for the report.
     order: Vec<(String, String)>,
@@ -386,6 +394,25 @@ struct BatchCounts {
     callbacks_done: u64,
     first_ticket: Option<String>,
     last_ticket: Option<String>,
+}
+
+/// What a planned batch knows about the calls, numbers and citizens it touched, as they will
+/// be once it is written: the next batch of a CDR import is planned from it while this one is
+/// still being written ([`CdrImport`]). Whatever it does not know, the next batch reads from
+/// the database, where nothing this batch writes can change it.
+#[derive(Default)]
+struct Carry {
+    calls: HashMap<(String, String), Slot>,
+    numbers: HashSet<String>,
+    citizens: HashMap<String, Option<Uuid>>,
+    open_cbs: HashMap<String, CbSlot>,
+    last_answered: HashMap<String, DateTime<Utc>>,
+    known_citizens: HashSet<Uuid>,
+    open_ticket: HashMap<Uuid, Uuid>,
+    /// Status of the tickets of `open_cbs` and `open_ticket`.
+    ticket_status: HashMap<Uuid, Status>,
+    users: HashMap<String, Uuid>,
+    usernames: HashMap<Uuid, String>,
 }
 
 impl App {
@@ -469,15 +496,227 @@ impl App {
         items: &[Item<'_>],
     ) -> Result<(IngestReport, Vec<DomainEvent>), sea_orm::DbErr> {
         lock(txn).await?;
-        let mut batch = Batch::load(self, txn, items).await?;
+        let mut batch = Batch::load(self, txn, items, None).await?;
         for item in items {
             batch.process(item)?;
         }
+        self.write_planned(txn, batch).await
+    }
+
+    /// Numbers the new tickets of a planned batch and writes it.
+    async fn write_planned(
+        &self,
+        txn: &DatabaseTransaction,
+        mut batch: Batch,
+    ) -> Result<(IngestReport, Vec<DomainEvent>), sea_orm::DbErr> {
         let prefix = &self.config().ticket_prefix;
         let numbers = reserve_numbers(txn, prefix, batch.new_tickets.len()).await?;
         batch.number_tickets(numbers);
         batch.write(txn).await
     }
+
+    /// Starts a CDR import under `source`, fed batch by batch (see [`CdrImport`]).
+    pub fn cdr_import(&self, source: &str) -> CdrImport {
+        CdrImport {
+            app: self.clone(),
+            source: source.to_owned(),
+            ahead: None,
+            last_version: None,
+            pipelined: self.db().backend() == DatabaseBackend::Sqlite,
+            stats: CdrImportStats::default(),
+        }
+    }
+}
+
+/// A CDR import, fed batch by batch, each batch written in its own transaction.
+///
+/// On SQLite the next batch is planned while the previous one is written: planning (reading
+/// the calls, citizens, call-backs and tickets a batch touches and deciding what to write)
+/// runs on the main thread and a reader connection, writing on SQLite's writer thread, and
+/// done one after the other the two took turns on a two-core machine. The next batch starts
+/// from what the previous one knew once planned ([`Carry`]), so nothing it reads from the
+/// database can be changed by the batch being written. Before a plan made ahead is written,
+/// its transaction (`BEGIN IMMEDIATE`, so nobody can commit after it starts) compares
+/// `PRAGMA data_version` with the one read when the previous batch started: if another
+/// connection (the server, a second import) committed in between, the plan may be stale and
+/// the batch is planned again inside its own transaction, as a webhook's events always are.
+/// On PostgreSQL every batch is planned inside its transaction.
+pub struct CdrImport {
+    app: App,
+    source: String,
+    ahead: Option<Ahead>,
+    /// `PRAGMA data_version` when the last batch's transaction started; `None` after a batch
+    /// that had to be retried, so the plan made ahead of it is not trusted.
+    last_version: Option<i64>,
+    pipelined: bool,
+    stats: CdrImportStats,
+}
+
+/// How the batches of a [`CdrImport`] were planned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CdrImportStats {
+    pub batches: u64,
+    /// Written as planned while the batch before was written.
+    pub planned_ahead: u64,
+    /// Planned again inside their transaction (another connection had committed, or the
+    /// batch before had to be retried).
+    pub planned_again: u64,
+}
+
+/// The batch after the one being written: its rows, and its plan when one is being made.
+struct Ahead {
+    rows: Arc<Vec<CdrRow>>,
+    plan: Option<tokio::task::JoinHandle<Result<Batch, sea_orm::DbErr>>>,
+}
+
+fn items_of<'r>(source: &'r str, rows: &'r [CdrRow]) -> Vec<Item<'r>> {
+    rows.iter()
+        .map(|r| Item {
+            source,
+            call_id: &r.call_id,
+            change: Change::Row(r),
+        })
+        .collect()
+}
+
+impl CdrImport {
+    /// Hands over the next batch of rows. Returns the report of the batch written meanwhile
+    /// (the previous one), if any; [`CdrImport::finish`] writes the last.
+    pub async fn push(&mut self, rows: Vec<CdrRow>) -> Result<Option<IngestReport>, ServiceError> {
+        if !self.pipelined {
+            self.stats.batches += 1;
+            return self
+                .app
+                .import_cdr_rows(&self.source, &rows)
+                .await
+                .map(Some);
+        }
+        let rows = Arc::new(rows);
+        let report = match self.ahead.take() {
+            Some(previous) => {
+                let (report, plan) = self.write_ahead(previous, Some(rows.clone())).await?;
+                self.ahead = Some(Ahead { rows, plan });
+                Some(report)
+            }
+            None => {
+                self.ahead = Some(Ahead { rows, plan: None });
+                None
+            }
+        };
+        Ok(report)
+    }
+
+    /// Writes the last batch handed over, if any; returns its report and how the batches
+    /// were planned.
+    pub async fn finish(mut self) -> Result<(Option<IngestReport>, CdrImportStats), ServiceError> {
+        let report = match self.ahead.take() {
+            Some(last) => Some(self.write_ahead(last, None).await?.0),
+            None => None,
+        };
+        Ok((report, self.stats))
+    }
+
+    /// Writes `batch` (with its plan made ahead if it still holds) and, once it is planned,
+    /// starts planning `next`.
+    async fn write_ahead(
+        &mut self,
+        batch: Ahead,
+        next: Option<Arc<Vec<CdrRow>>>,
+    ) -> Result<
+        (
+            IngestReport,
+            Option<tokio::task::JoinHandle<Result<Batch, sea_orm::DbErr>>>,
+        ),
+        ServiceError,
+    > {
+        let app = self.app.clone();
+        let items = items_of(&self.source, &batch.rows);
+        let ahead = match batch.plan {
+            // A plan that failed (a read error, say) is simply made again below.
+            Some(plan) => plan.await.ok().and_then(Result::ok),
+            None => None,
+        };
+        let txn = app
+            .db()
+            .write
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
+        let attempt = async {
+            let version = data_version(&txn).await?;
+            self.stats.batches += 1;
+            let had_plan = ahead.is_some();
+            let planned = match ahead {
+                Some(plan) if self.last_version == Some(version) => {
+                    self.stats.planned_ahead += 1;
+                    plan
+                }
+                _ => {
+                    if had_plan {
+                        self.stats.planned_again += 1;
+                    }
+                    let mut plan = Batch::load(&app, &txn, &items, None).await?;
+                    for item in &items {
+                        plan.process(item)?;
+                    }
+                    plan
+                }
+            };
+            self.last_version = Some(version);
+            let next_plan = next.map(|rows| {
+                let carry = planned.carry();
+                let (app, source) = (app.clone(), self.source.clone());
+                tokio::spawn(async move {
+                    let items = items_of(&source, &rows);
+                    let read = &app.db().read;
+                    let mut plan = Batch::load(&app, read, &items, Some(carry)).await?;
+                    for item in &items {
+                        plan.process(item)?;
+                    }
+                    Ok(plan)
+                })
+            });
+            let written = app.write_planned(&txn, planned).await;
+            Ok::<_, sea_orm::DbErr>((written, next_plan))
+        }
+        .await;
+        let (written, next_plan) = match attempt {
+            Ok(v) => v,
+            Err(e) => (Err(e), None),
+        };
+        match written {
+            Ok((report, events)) => {
+                txn.commit().await?;
+                app.bus().publish_all(events);
+                Ok((report, next_plan))
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                if !retryable(&e) {
+                    return Err(e.into());
+                }
+                // Lost a race: plan this batch again from fresh state (with the usual
+                // retries), and do not trust the plan made ahead of the next one.
+                self.last_version = None;
+                let report = app.ingest_calls(&items).await?;
+                Ok((report, next_plan))
+            }
+        }
+    }
+}
+
+/// SQLite's count of commits by other connections, as this connection has seen them.
+async fn data_version<C: ConnectionTrait>(conn: &C) -> Result<i64, sea_orm::DbErr> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "PRAGMA data_version",
+        ))
+        .await?
+        .ok_or_else(|| internal("PRAGMA data_version returned nothing"))?;
+    row.try_get("", "data_version")
 }
 
 /// Reserves `n` ticket numbers inside the batch's own transaction: the same atomic
@@ -580,33 +819,36 @@ fn internal(msg: impl Into<String>) -> sea_orm::DbErr {
     sea_orm::DbErr::Custom(msg.into())
 }
 
-impl<'a> Batch<'a> {
-    async fn load(
-        app: &'a App,
-        txn: &DatabaseTransaction,
+impl Batch {
+    /// Reads what a batch needs: its calls already recorded, and for every number and citizen
+    /// they mention the citizen, open call-back, last answered call and open ticket. With a
+    /// `carry` (what the previous batch knew once planned) whatever it knew is taken from it
+    /// and only the rest is read from `conn`; see [`CdrImport`].
+    async fn load<C: ConnectionTrait>(
+        app: &App,
+        conn: &C,
         items: &[Item<'_>],
-    ) -> Result<Batch<'a>, sea_orm::DbErr> {
+        carry: Option<Carry>,
+    ) -> Result<Batch, sea_orm::DbErr> {
+        let mut carry = carry.unwrap_or_default();
+        let mut calls = HashMap::new();
         let mut by_source: HashMap<&str, Vec<String>> = HashMap::new();
         for item in items {
-            by_source
-                .entry(item.source)
-                .or_default()
-                .push(item.call_id.to_owned());
+            let key = (item.source.to_owned(), item.call_id.to_owned());
+            if let Some(slot) = carry.calls.remove(&key) {
+                calls.insert(key, slot);
+            } else if !calls.contains_key(&key) {
+                by_source
+                    .entry(item.source)
+                    .or_default()
+                    .push(item.call_id.to_owned());
+            }
         }
-        let mut calls = HashMap::new();
-        let mut wanted: HashSet<String> = items.iter().flat_map(Item::numbers).collect();
-        let mut citizen_ids: HashSet<Uuid> = HashSet::new();
         for (source, mut ids) in by_source {
             ids.sort();
             ids.dedup();
-            for model in q::calls_by_ids(txn, source, &ids).await? {
+            for model in q::calls_by_ids(conn, source, &ids).await? {
                 let record = stored_record(&model)?;
-                if let Some(n) = &model.citizen_number {
-                    wanted.insert(n.clone());
-                }
-                if let Some(c) = model.citizen_id {
-                    citizen_ids.insert(c);
-                }
                 calls.insert(
                     (model.source.clone(), model.call_id.clone()),
                     Slot {
@@ -616,6 +858,16 @@ impl<'a> Batch<'a> {
                         dirty: false,
                     },
                 );
+            }
+        }
+        let mut wanted: HashSet<String> = items.iter().flat_map(Item::numbers).collect();
+        let mut citizen_ids: HashSet<Uuid> = HashSet::new();
+        for slot in calls.values() {
+            if let Some(n) = &slot.model.citizen_number {
+                wanted.insert(n.clone());
+            }
+            if let Some(c) = slot.model.citizen_id {
+                citizen_ids.insert(c);
             }
         }
         // A batch that changes no call (a re-import, a repeated delivery) needs nothing else.
@@ -631,32 +883,60 @@ impl<'a> Batch<'a> {
             wanted.clear();
             citizen_ids.clear();
         }
-        let wanted: Vec<String> = wanted.into_iter().collect();
+        // Numbers the carry knows come from it; the others from the database.
+        let (known, unknown): (Vec<String>, Vec<String>) = wanted
+            .iter()
+            .cloned()
+            .partition(|n| carry.numbers.contains(n));
 
         // Independent look-ups, run together: one is decoded while the next runs.
+        let need_users = carry.users.is_empty();
         let (by_phone, cb_models, last_answered, active_users) = futures::try_join!(
-            q::citizens_by_phone(txn, &wanted),
-            q::open_callbacks(txn, &wanted),
-            q::last_answered(txn, &wanted),
-            user::Entity::find()
-                .filter(user::Column::Active.eq(true))
-                .all(txn),
+            q::citizens_by_phone(conn, &unknown),
+            q::open_callbacks(conn, &unknown),
+            q::last_answered(conn, &unknown),
+            async {
+                if need_users {
+                    user::Entity::find()
+                        .filter(user::Column::Active.eq(true))
+                        .all(conn)
+                        .await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
         )?;
         let mut citizens: HashMap<String, Option<Uuid>> = HashMap::new();
         for (number, id) in by_phone {
             // Oldest citizen first: when relatives share a number, calls go to the first one.
             citizens.entry(number).or_insert(Some(id));
         }
+        let mut last_answered: HashMap<String, DateTime<Utc>> = last_answered.into_iter().collect();
+        let mut open_cbs = HashMap::new();
+        let mut ticket_status = HashMap::new();
+        for n in &known {
+            if let Some(c) = carry.citizens.remove(n) {
+                citizens.insert(n.clone(), c);
+            }
+            if let Some(t) = carry.last_answered.remove(n) {
+                last_answered.insert(n.clone(), t);
+            }
+            if let Some(cb) = carry.open_cbs.remove(n) {
+                if let Some(s) = carry.ticket_status.get(&cb.model.ticket_id) {
+                    ticket_status.insert(cb.model.ticket_id, *s);
+                }
+                open_cbs.insert(n.clone(), cb);
+            }
+        }
         citizen_ids.extend(citizens.values().flatten().copied());
 
-        let mut ticket_status = HashMap::new();
         let cb_ids: Vec<Uuid> = cb_models.iter().map(|c| c.ticket_id).collect();
-        for (id, status) in q::ticket_statuses(txn, &cb_ids).await? {
+        for (id, status) in q::ticket_statuses(conn, &cb_ids).await? {
             ticket_status.insert(id, Status::parse(&status).unwrap_or(Status::New));
         }
         let mut linked: HashMap<Uuid, HashMap<Uuid, LinkedCall>> = HashMap::new();
         for (id, callback, direction, outcome, started_at) in
-            q::calls_of_callbacks(txn, &cb_ids).await?
+            q::calls_of_callbacks(conn, &cb_ids).await?
         {
             if let Some(cb) = callback {
                 linked.entry(cb).or_default().insert(
@@ -670,7 +950,6 @@ impl<'a> Batch<'a> {
             }
         }
         let at = now();
-        let mut open_cbs = HashMap::new();
         let mut done_cbs = Vec::new();
         for model in cb_models {
             let calls = linked.remove(&model.ticket_id).unwrap_or_default();
@@ -693,12 +972,23 @@ impl<'a> Batch<'a> {
             }
         }
 
-        let last_answered = last_answered.into_iter().collect();
-
+        // Citizens the carry knows come with their open ticket; the others' are read.
         let cb_tickets: HashSet<Uuid> = open_cbs.values().map(|c| c.model.ticket_id).collect();
-        let citizen_ids: Vec<Uuid> = citizen_ids.into_iter().collect();
+        let (known_citizens, unknown_citizens): (Vec<Uuid>, Vec<Uuid>) = citizen_ids
+            .iter()
+            .copied()
+            .partition(|c| carry.known_citizens.contains(c));
         let mut open_ticket: HashMap<Uuid, Uuid> = HashMap::new();
-        for (id, citizen, status) in q::open_phone_tickets(txn, &citizen_ids, &ACTIVE).await? {
+        for c in &known_citizens {
+            if let Some(t) = carry.open_ticket.get(c).copied() {
+                if let Some(s) = carry.ticket_status.get(&t) {
+                    ticket_status.insert(t, *s);
+                }
+                open_ticket.insert(*c, t);
+            }
+        }
+        for (id, citizen, status) in q::open_phone_tickets(conn, &unknown_citizens, &ACTIVE).await?
+        {
             ticket_status.insert(id, Status::parse(&status).unwrap_or(Status::New));
             let (Some(cid), false) = (citizen, cb_tickets.contains(&id)) else {
                 continue;
@@ -709,16 +999,26 @@ impl<'a> Batch<'a> {
             }
         }
 
-        let mut users = HashMap::new();
-        let mut usernames = HashMap::new();
-        for u in active_users {
-            users.insert(u.username.clone(), u.id);
-            usernames.insert(u.id, u.username);
-        }
+        let (users, usernames) = if need_users {
+            let mut users = HashMap::new();
+            let mut usernames = HashMap::new();
+            for u in active_users {
+                users.insert(u.username.clone(), u.id);
+                usernames.insert(u.id, u.username);
+            }
+            (users, usernames)
+        } else {
+            (
+                std::mem::take(&mut carry.users),
+                std::mem::take(&mut carry.usernames),
+            )
+        };
 
         Ok(Batch {
-            app,
+            app: app.clone(),
             at,
+            known_numbers: wanted,
+            known_citizens: citizen_ids,
             calls,
             order: Vec::new(),
             citizens,
@@ -793,7 +1093,7 @@ impl<'a> Batch<'a> {
 
     /// Brings a call's row, ticket and call-back in line with its (changed) record.
     fn update_call(&mut self, slot: &mut Slot) {
-        let app = self.app;
+        let app = self.app.clone();
         let config = &app.config().phone;
         let record = &slot.record;
         let who = who(record, &config.own_numbers);
@@ -960,7 +1260,7 @@ impl<'a> Batch<'a> {
     /// `[phone.extensions]`, or an operator by user name), else the first mapped extension the
     /// call passed through (the caller of an outbound call).
     fn operator_of(&self, record: &CallRecord) -> (Option<String>, Option<Uuid>) {
-        let app = self.app;
+        let app = self.app.clone();
         let config = &app.config().phone;
         let answerer = record.answerer();
         let extension = match answerer {
@@ -988,12 +1288,64 @@ impl<'a> Batch<'a> {
         (extension, operator)
     }
 
+    /// What the next batch may take from this one once it is written (see [`Carry`]).
+    fn carry(&self) -> Carry {
+        let status_of = |t: Uuid| -> Option<Status> {
+            match self.new_ticket_index.get(&t) {
+                Some(&i) => Status::parse(&self.new_tickets[i].status).ok(),
+                None => self.ticket_status.get(&t).copied(),
+            }
+        };
+        let mut ticket_status = HashMap::new();
+        let open_cbs: HashMap<String, CbSlot> = self
+            .open_cbs
+            .iter()
+            .map(|(n, cb)| {
+                let mut cb = cb.clone();
+                cb.is_new = false;
+                cb.dirty = false;
+                (n.clone(), cb)
+            })
+            .collect();
+        for t in open_cbs
+            .values()
+            .map(|c| c.model.ticket_id)
+            .chain(self.open_ticket.values().copied())
+        {
+            if let Some(s) = status_of(t) {
+                ticket_status.insert(t, s);
+            }
+        }
+        Carry {
+            calls: self
+                .calls
+                .iter()
+                .map(|(k, slot)| {
+                    let mut slot = slot.clone();
+                    slot.is_new = false;
+                    slot.dirty = false;
+                    (k.clone(), slot)
+                })
+                .collect(),
+            numbers: self.known_numbers.clone(),
+            citizens: self.citizens.clone(),
+            open_cbs,
+            last_answered: self.last_answered.clone(),
+            known_citizens: self.known_citizens.clone(),
+            open_ticket: self.open_ticket.clone(),
+            ticket_status,
+            users: self.users.clone(),
+            usernames: self.usernames.clone(),
+        }
+    }
+
     /// The citizen with this number, created on first call.
     fn citizen_for(&mut self, number: &str) -> Uuid {
         if let Some(Some(id)) = self.citizens.get(number) {
             return *id;
         }
         let id = Uuid::now_v7();
+        self.known_citizens.insert(id);
         let name = format!("Chiamante {number}");
         self.new_citizens.push(citizen::Model {
             id,
@@ -1112,7 +1464,7 @@ impl<'a> Batch<'a> {
         citizen: Option<Uuid>,
         missed_at: DateTime<Utc>,
     ) -> Uuid {
-        let app = self.app;
+        let app = self.app.clone();
         let deadline = app
             .phone_runtime()
             .calendar
