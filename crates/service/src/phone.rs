@@ -666,12 +666,21 @@ impl CdrImport {
             };
             self.last_version = Some(version);
             let next_plan = next.map(|rows| {
-                let carry = planned.carry();
+                // A batch that writes no call (a re-import) leaves the database as the next
+                // batch would read it: nothing to carry.
+                let carry = if planned.changes_no_call() {
+                    Carry::default()
+                } else {
+                    planned.carry()
+                };
                 let (app, source) = (app.clone(), self.source.clone());
                 tokio::spawn(async move {
                     let items = items_of(&source, &rows);
-                    let read = &app.db().read;
-                    let mut plan = Batch::load(&app, read, &items, Some(carry)).await?;
+                    // One read transaction: one snapshot, and one connection whose page
+                    // cache serves every look-up of the plan.
+                    let read = app.db().read.begin().await?;
+                    let mut plan = Batch::load(&app, &read, &items, Some(carry)).await?;
+                    read.commit().await?;
                     for item in &items {
                         plan.process(item)?;
                     }
@@ -1286,6 +1295,19 @@ impl Batch {
         };
         let operator = username.and_then(|u| self.users.get(u).copied());
         (extension, operator)
+    }
+
+    /// Whether the batch leaves every call, citizen, ticket and call-back as it found them.
+    fn changes_no_call(&self) -> bool {
+        self.calls.values().all(|s| !s.dirty)
+            && self.open_cbs.values().all(|c| !c.dirty)
+            && self.done_cbs.is_empty()
+            && self.new_citizens.is_empty()
+            && self.new_tickets.is_empty()
+            && self.new_entries.is_empty()
+            && self.entry_updates.is_empty()
+            && self.touched.is_empty()
+            && self.resolved.is_empty()
     }
 
     /// What the next batch may take from this one once it is written (see [`Carry`]).
