@@ -1252,3 +1252,54 @@ async fn call_log_filters_pages_and_notes(t: TestApp) {
         );
     }
 }
+
+/// A CDR import plans each batch while the previous one is written. A call recorded in
+/// between through the same process (a webhook on an in-process server, here a new caller
+/// whose number the next batch also has) makes the plan made ahead stale: the batch is planned
+/// again, and the caller stays one citizen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdr_batch_planned_ahead_is_planned_again_after_a_write_in_between() {
+    use sportello_service::phone::sportello_phone::{CdrReader, synth::synthetic_cdr};
+    use sportello_store::entities::citizen_contact;
+    use sportello_store::sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    let t = TestApp::spawn(common::Backend::Sqlite).await;
+    let app = &t.app;
+    let zone = PhoneConfig::default().cdr_timezone;
+    let synth = synthetic_cdr(400, 5);
+    let rows: Vec<_> = CdrReader::new(synth.csv.as_bytes(), zone)
+        .map(Result::unwrap)
+        .collect();
+    let (first, second) = rows.split_at(200);
+    let number = |r: &sportello_service::phone::sportello_phone::CdrRow| {
+        r.from.number().map(|n| n.as_str().to_owned())
+    };
+    let earlier: HashSet<String> = first.iter().filter_map(number).collect();
+    let newcomer = second
+        .iter()
+        .find(|r| number(r).is_some_and(|n| !earlier.contains(&n)))
+        .expect("the second half has a caller the first does not");
+    let newcomer_number = number(newcomer).unwrap();
+
+    let mut import = app.cdr_import("cdr");
+    assert!(import.push(first.to_vec()).await.unwrap().is_none());
+    // Writes the first batch and plans the second meanwhile.
+    let written = import.push(second.to_vec()).await.unwrap().unwrap();
+    assert_eq!(written.new, 200);
+    // The newcomer's call reaches the webhook first (under another source).
+    app.ingest_call_events(&newcomer.to_events("webhook"))
+        .await
+        .unwrap();
+    let (last, stats) = import.finish().await.unwrap();
+    assert_eq!(last.unwrap().new, 200);
+    assert_eq!(
+        (stats.batches, stats.planned_ahead, stats.planned_again),
+        (2, 0, 1)
+    );
+    let citizens = citizen_contact::Entity::find()
+        .filter(citizen_contact::Column::Value.eq(newcomer_number.clone()))
+        .count(&app.db().read)
+        .await
+        .unwrap();
+    assert_eq!(citizens, 1, "{newcomer_number} is one citizen");
+}

@@ -536,18 +536,21 @@ impl App {
 /// done one after the other the two took turns on a two-core machine. The next batch starts
 /// from what the previous one knew once planned ([`Carry`]), so nothing it reads from the
 /// database can be changed by the batch being written. Before a plan made ahead is written,
-/// its transaction (`BEGIN IMMEDIATE`, so nobody can commit after it starts) compares
-/// `PRAGMA data_version` with the one read when the previous batch started: if another
-/// connection (the server, a second import) committed in between, the plan may be stale and
-/// the batch is planned again inside its own transaction, as a webhook's events always are.
+/// its transaction (`BEGIN IMMEDIATE`, so nobody can commit after it starts) checks that
+/// nothing was written since the previous batch began: `PRAGMA data_version` (commits by other
+/// connections: the server, a second import) as read when the previous batch started, and
+/// `total_changes()` (rows written through this same connection, by a server running in the
+/// same process) as it stood when the previous batch finished. Otherwise the plan may be stale
+/// and the batch is planned again inside its own transaction, as a webhook's events always are.
 /// On PostgreSQL every batch is planned inside its transaction.
 pub struct CdrImport {
     app: App,
     source: String,
     ahead: Option<Ahead>,
-    /// `PRAGMA data_version` when the last batch's transaction started; `None` after a batch
-    /// that had to be retried, so the plan made ahead of it is not trusted.
-    last_version: Option<i64>,
+    /// `PRAGMA data_version` when the last batch's transaction started and `total_changes()`
+    /// when it finished; `None` after a batch that had to be retried, so the plan made ahead
+    /// of the next one is not trusted.
+    last_version: Option<(i64, i64)>,
     pipelined: bool,
     stats: CdrImportStats,
 }
@@ -645,7 +648,7 @@ impl CdrImport {
             })
             .await?;
         let attempt = async {
-            let version = data_version(&txn).await?;
+            let version = versions(&txn).await?;
             self.stats.batches += 1;
             let had_plan = ahead.is_some();
             let planned = match ahead {
@@ -664,7 +667,7 @@ impl CdrImport {
                     plan
                 }
             };
-            self.last_version = Some(version);
+            self.last_version = None;
             let next_plan = next.map(|rows| {
                 // A batch that writes no call (a re-import) leaves the database as the next
                 // batch would read it: nothing to carry.
@@ -687,7 +690,14 @@ impl CdrImport {
                     Ok(plan)
                 })
             });
-            let written = app.write_planned(&txn, planned).await;
+            let written = match app.write_planned(&txn, planned).await {
+                Ok(done) => {
+                    // Rows written through this connection, this batch's included.
+                    self.last_version = Some((version.0, versions(&txn).await?.1));
+                    Ok(done)
+                }
+                Err(e) => Err(e),
+            };
             Ok::<_, sea_orm::DbErr>((written, next_plan))
         }
         .await;
@@ -697,7 +707,10 @@ impl CdrImport {
         };
         match written {
             Ok((report, events)) => {
-                txn.commit().await?;
+                if let Err(e) = txn.commit().await {
+                    self.last_version = None;
+                    return Err(e.into());
+                }
                 app.bus().publish_all(events);
                 Ok((report, next_plan))
             }
@@ -716,16 +729,17 @@ impl CdrImport {
     }
 }
 
-/// SQLite's count of commits by other connections, as this connection has seen them.
-async fn data_version<C: ConnectionTrait>(conn: &C) -> Result<i64, sea_orm::DbErr> {
+/// SQLite's count of commits by other connections as this connection has seen them, and of
+/// rows written through this connection.
+async fn versions<C: ConnectionTrait>(conn: &C) -> Result<(i64, i64), sea_orm::DbErr> {
     let row = conn
         .query_one_raw(Statement::from_string(
             conn.get_database_backend(),
-            "PRAGMA data_version",
+            "SELECT (SELECT data_version FROM pragma_data_version) AS v, total_changes() AS t",
         ))
         .await?
-        .ok_or_else(|| internal("PRAGMA data_version returned nothing"))?;
-    row.try_get("", "data_version")
+        .ok_or_else(|| internal("the database versions returned nothing"))?;
+    Ok((row.try_get("", "v")?, row.try_get("", "t")?))
 }
 
 /// Reserves `n` ticket numbers inside the batch's own transaction: the same atomic
