@@ -586,6 +586,9 @@ impl CdrImport {
     /// Hands over the next batch of rows. Returns the report of the batch written meanwhile
     /// (the previous one), if any; [`CdrImport::finish`] writes the last.
     pub async fn push(&mut self, rows: Vec<CdrRow>) -> Result<Option<IngestReport>, ServiceError> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
         if !self.pipelined {
             self.stats.batches += 1;
             return self
