@@ -89,8 +89,12 @@ enum Command {
         source: String,
         /// Rows written per transaction. Larger batches import faster and hold SQLite's
         /// write lock longer (about a second for the default on a small machine).
-        #[arg(long, default_value = "10000", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-        batch_rows: u64,
+        #[arg(
+            long,
+            default_value_t = import_cdr::BATCH_ROWS,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
+        )]
+        batch_rows: usize,
     },
     /// Simulate a day or a week of the contact center for a staffing plan: SLA attainment,
     /// waiting times and occupancy per tier, checked against Erlang C for the phone queue.
@@ -375,7 +379,6 @@ fn main() -> anyhow::Result<()> {
                 batch_rows,
             } => {
                 let app = open_app(&cfg).await?;
-                let batch_rows = usize::try_from(batch_rows).unwrap_or(import_cdr::BATCH_ROWS);
                 let rejected = import_cdr::run(&app, &source, &files, batch_rows).await?;
                 app.db().clone().close().await;
                 if rejected {

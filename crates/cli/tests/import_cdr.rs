@@ -73,22 +73,26 @@ async fn operators(api: &Session) {
     }
 }
 
-/// Every call in the log, page by page.
-async fn all_calls(api: &Session) -> Vec<Value> {
+/// Every item of a paged list (`path` with its query, without `cursor`), page by page.
+async fn all_pages(api: &Session, path: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/calls?limit=200&cursor={c}"),
-            None => "/api/v1/calls?limit=200".to_owned(),
+        let page = match &cursor {
+            Some(c) => api.get(&format!("{path}&cursor={c}")).await,
+            None => api.get(path).await,
         };
-        let page = api.get(&path).await;
         out.extend(page["items"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => return out,
         }
     }
+}
+
+/// Every call in the log.
+async fn all_calls(api: &Session) -> Vec<Value> {
+    all_pages(api, "/api/v1/calls?limit=200").await
 }
 
 /// Figures that must not move when a file is imported again.
@@ -335,25 +339,17 @@ async fn placement(api: &Session) -> (BTreeMap<String, String>, Vec<u64>, Vec<(S
             )
         })
         .collect();
-    let mut callbacks: Vec<(String, u64)> = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/callbacks?state=open&limit=200&cursor={c}"),
-            None => "/api/v1/callbacks?state=open&limit=200".to_owned(),
-        };
-        let page = api.get(&path).await;
-        for cb in page["items"].as_array().unwrap() {
-            callbacks.push((
-                cb["number"].as_str().unwrap().to_owned(),
-                cb["missed_count"].as_u64().unwrap(),
-            ));
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let mut callbacks: Vec<(String, u64)> =
+        all_pages(api, "/api/v1/callbacks?state=open&limit=200")
+            .await
+            .iter()
+            .map(|cb| {
+                (
+                    cb["number"].as_str().unwrap().to_owned(),
+                    cb["missed_count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
     callbacks.sort();
     (by_call, totals(api).await, callbacks)
 }

@@ -323,6 +323,17 @@ struct Slot {
     dirty: bool,
 }
 
+impl Slot {
+    /// The slot as the next batch sees it once this one is written.
+    fn settled(&self) -> Slot {
+        Slot {
+            is_new: false,
+            dirty: false,
+            ..self.clone()
+        }
+    }
+}
+
 /// What a call-back's state is computed from: its calls.
 #[derive(Clone, Copy)]
 struct LinkedCall {
@@ -337,6 +348,17 @@ struct CbSlot {
     is_new: bool,
     dirty: bool,
     calls: HashMap<Uuid, LinkedCall>,
+}
+
+impl CbSlot {
+    /// The call-back as the next batch sees it once this one is written.
+    fn settled(&self) -> CbSlot {
+        CbSlot {
+            is_new: false,
+            dirty: false,
+            ..self.clone()
+        }
+    }
 }
 
 /// Everything one batch reads, decides and then writes.
@@ -496,10 +518,7 @@ impl App {
         items: &[Item<'_>],
     ) -> Result<(IngestReport, Vec<DomainEvent>), sea_orm::DbErr> {
         lock(txn).await?;
-        let mut batch = Batch::load(self, txn, items, None).await?;
-        for item in items {
-            batch.process(item)?;
-        }
+        let batch = Batch::plan(self, txn, items, None).await?;
         self.write_planned(txn, batch).await
     }
 
@@ -663,11 +682,7 @@ impl CdrImport {
                     if had_plan {
                         self.stats.planned_again += 1;
                     }
-                    let mut plan = Batch::load(&app, &txn, &items, None).await?;
-                    for item in &items {
-                        plan.process(item)?;
-                    }
-                    plan
+                    Batch::plan(&app, &txn, &items, None).await?
                 }
             };
             self.last_version = None;
@@ -685,11 +700,8 @@ impl CdrImport {
                     // One read transaction: one snapshot, and one connection whose page
                     // cache serves every look-up of the plan.
                     let read = app.db().read.begin().await?;
-                    let mut plan = Batch::load(&app, &read, &items, Some(carry)).await?;
+                    let plan = Batch::plan(&app, &read, &items, Some(carry)).await?;
                     read.commit().await?;
-                    for item in &items {
-                        plan.process(item)?;
-                    }
                     Ok(plan)
                 })
             });
@@ -846,6 +858,21 @@ fn internal(msg: impl Into<String>) -> sea_orm::DbErr {
 }
 
 impl Batch {
+    /// Reads what the batch of `items` needs and decides what each item changes; nothing is
+    /// written yet.
+    async fn plan<C: ConnectionTrait>(
+        app: &App,
+        conn: &C,
+        items: &[Item<'_>],
+        carry: Option<Carry>,
+    ) -> Result<Batch, sea_orm::DbErr> {
+        let mut batch = Batch::load(app, conn, items, carry).await?;
+        for item in items {
+            batch.process(item)?;
+        }
+        Ok(batch)
+    }
+
     /// Reads what a batch needs: its calls already recorded, and for every number and citizen
     /// they mention the citizen, open call-back, last answered call and open ticket. With a
     /// `carry` (what the previous batch knew once planned) whatever it knew is taken from it
@@ -1286,8 +1313,7 @@ impl Batch {
     /// `[phone.extensions]`, or an operator by user name), else the first mapped extension the
     /// call passed through (the caller of an outbound call).
     fn operator_of(&self, record: &CallRecord) -> (Option<String>, Option<Uuid>) {
-        let app = self.app.clone();
-        let config = &app.config().phone;
+        let config = &self.app.config().phone;
         let answerer = record.answerer();
         let extension = match answerer {
             Some(sportello_phone::Answerer::Extension(e)) => Some(e.clone()),
@@ -1339,12 +1365,7 @@ impl Batch {
         let open_cbs: HashMap<String, CbSlot> = self
             .open_cbs
             .iter()
-            .map(|(n, cb)| {
-                let mut cb = cb.clone();
-                cb.is_new = false;
-                cb.dirty = false;
-                (n.clone(), cb)
-            })
+            .map(|(n, cb)| (n.clone(), cb.settled()))
             .collect();
         for t in open_cbs
             .values()
@@ -1359,12 +1380,7 @@ impl Batch {
             calls: self
                 .calls
                 .iter()
-                .map(|(k, slot)| {
-                    let mut slot = slot.clone();
-                    slot.is_new = false;
-                    slot.dirty = false;
-                    (k.clone(), slot)
-                })
+                .map(|(k, slot)| (k.clone(), slot.settled()))
                 .collect(),
             numbers: self.known_numbers.clone(),
             citizens: self.citizens.clone(),
