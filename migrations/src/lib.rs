@@ -12,6 +12,7 @@ mod m20261126_000007_contact_lookup;
 mod m20261126_000008_prepared_answers;
 mod m20261126_000009_applications;
 mod m20261126_000010_report_baselines;
+mod m20261127_000011_calls_on_timeline;
 mod util;
 
 /// Applies every migration in order; run at start-up and by `sportello migrate`.
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_prepared_answers::Migration),
             Box::new(m20261126_000009_applications::Migration),
             Box::new(m20261126_000010_report_baselines::Migration),
+            Box::new(m20261127_000011_calls_on_timeline::Migration),
         ]
     }
 }

@@ -26,6 +26,7 @@ on_both_backends!(
     zammad_cti_form_and_json_answer_like_zammad,
     bad_tokens_and_malformed_events_write_nothing,
     call_log_filters_pages_and_notes,
+    calls_entered_before_migration_11_are_on_the_timeline_once,
 );
 
 /// A second instance on the test's database, configured with the phone integrations (the
@@ -363,6 +364,7 @@ async fn answered_calls_become_tickets_linked_to_operators(t: TestApp) {
     assert_eq!(ticket["citizen_id"], c["citizen_id"]);
     let entries = call_entries(&ticket);
     assert_eq!(entries.len(), 1, "{ticket}");
+    assert_eq!(entries[0]["id"], c["id"], "the timeline item is the call");
     assert_eq!(entries[0]["author_id"], mverdi_id.as_str());
     let meta = &entries[0]["meta"];
     assert_eq!(
@@ -1302,4 +1304,79 @@ async fn a_cdr_batch_planned_ahead_is_planned_again_after_a_write_in_between() {
         .await
         .unwrap();
     assert_eq!(citizens, 1, "{newcomer_number} is one citizen");
+}
+
+/// Versions before migration 11 kept a copy of each switchboard call in `ticket_entries`; the
+/// timeline now reads `calls`. After the upgrade such a call is on its ticket once.
+async fn calls_entered_before_migration_11_are_on_the_timeline_once(t: TestApp) {
+    use sportello_migrations::{Migrator, MigratorTrait};
+    use sportello_store::entities::ticket_entry;
+    use sportello_store::sea_orm::sea_query::{Expr, ExprTrait, Query};
+    use sportello_store::sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+
+    let (_, op) = t.user("mverdi", &["front_office"]).await;
+    let p = Phone::start(t).await;
+    p.events(json!([
+        inbound("m-1", "answered", "+39 347 555 1212", 0, answered_by("203")),
+        inbound(
+            "m-1",
+            "ended",
+            "+39 347 555 1212",
+            4,
+            ended("normal_clearing", json!({}))
+        ),
+    ]))
+    .await;
+    let c = p.find_call("m-1", &op).await;
+    let ticket_id: uuid::Uuid = c["ticket_id"].as_str().unwrap().parse().unwrap();
+    let call_id: uuid::Uuid = c["id"].as_str().unwrap().parse().unwrap();
+
+    // Back to the schema before migration 11, with the call's entry as those versions wrote it.
+    let opts = sportello_store::DbOptions {
+        migrate: false,
+        ..Default::default()
+    };
+    let db = sportello_store::connect(&p.t.database_url, &opts)
+        .await
+        .unwrap();
+    let later = Migrator::migrations().len() - 11;
+    Migrator::down(&db.write, Some(later as u32 + 1))
+        .await
+        .unwrap();
+    let legacy = uuid::Uuid::now_v7();
+    ticket_entry::Entity::insert(ticket_entry::ActiveModel {
+        id: Set(legacy),
+        ticket_id: Set(ticket_id),
+        kind: Set("call".into()),
+        author_id: Set(None),
+        body: Set("Chiamata ricevuta da +393475551212, interno 203.".into()),
+        body_html: Set(None),
+        meta: Set(Some(json!({ "call": call_id }).to_string())),
+        created_at: Set(t0()),
+    })
+    .exec_without_returning(&db.write)
+    .await
+    .unwrap();
+    let link = Query::update()
+        .table("calls")
+        .value("entry_id", legacy)
+        .and_where(Expr::col("id").eq(call_id))
+        .to_owned();
+    db.write.execute(&link).await.unwrap();
+    assert_eq!(call_entries(&p.ticket(&c["ticket_id"], &op).await).len(), 2);
+
+    Migrator::up(&db.write, None).await.unwrap();
+    let ticket = p.ticket(&c["ticket_id"], &op).await;
+    let calls = call_entries(&ticket);
+    assert_eq!(calls.len(), 1, "{ticket}");
+    assert_eq!(calls[0]["id"], c["id"]);
+    assert_eq!(calls[0]["meta"]["operator"], "mverdi");
+    assert!(
+        ticket_entry::Entity::find_by_id(legacy)
+            .one(&db.write)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.close().await;
 }

@@ -33,8 +33,10 @@ pub enum DomainEvent {
         tier: Tier,
         at: DateTime<Utc>,
     },
+    /// Something new on a ticket's timeline.
     EntryAdded {
         ticket_id: Uuid,
+        /// The timeline item: an entry, or for a switchboard call (`kind` `call`) the call.
         entry_id: Uuid,
         kind: crate::ticket::EntryKind,
         at: DateTime<Utc>,

@@ -385,7 +385,6 @@ struct Batch {
     /// Status of the existing tickets this batch may change.
     ticket_status: HashMap<Uuid, Status>,
     users: HashMap<String, Uuid>,
-    usernames: HashMap<Uuid, String>,
     /// Placeholders handed out for new tickets' numbers, replaced once reserved.
     pending_numbers: usize,
     /// Keys already in `order`.
@@ -397,9 +396,9 @@ struct Batch {
     new_ticket_index: HashMap<Uuid, usize>,
     touched: HashSet<Uuid>,
     resolved: Vec<(Uuid, Status)>,
+    /// System entries (a call-back done resolves its ticket). The calls themselves are on
+    /// their tickets' timelines from `calls` ([`call_entry`]).
     new_entries: Vec<ticket_entry::Model>,
-    new_entry_index: HashMap<Uuid, usize>,
-    entry_updates: HashMap<Uuid, (Option<Uuid>, String, String)>,
     /// What the batch did, for its one audit record.
     done: BatchCounts,
     events: Vec<DomainEvent>,
@@ -434,7 +433,6 @@ struct Carry {
     /// Status of the tickets of `open_cbs` and `open_ticket`.
     ticket_status: HashMap<Uuid, Status>,
     users: HashMap<String, Uuid>,
-    usernames: HashMap<Uuid, String>,
 }
 
 impl App {
@@ -1052,19 +1050,13 @@ impl Batch {
             }
         }
 
-        let (users, usernames) = if need_users {
-            let mut users = HashMap::new();
-            let mut usernames = HashMap::new();
-            for u in active_users {
-                users.insert(u.username.clone(), u.id);
-                usernames.insert(u.id, u.username);
-            }
-            (users, usernames)
+        let users = if need_users {
+            active_users
+                .into_iter()
+                .map(|u| (u.username, u.id))
+                .collect()
         } else {
-            (
-                std::mem::take(&mut carry.users),
-                std::mem::take(&mut carry.usernames),
-            )
+            std::mem::take(&mut carry.users)
         };
 
         Ok(Batch {
@@ -1081,7 +1073,6 @@ impl Batch {
             open_ticket,
             ticket_status,
             users,
-            usernames,
             pending_numbers: 0,
             seen: HashSet::new(),
             new_citizens: Vec::new(),
@@ -1091,8 +1082,6 @@ impl Batch {
             touched: HashSet::new(),
             resolved: Vec::new(),
             new_entries: Vec::new(),
-            new_entry_index: HashMap::new(),
-            entry_updates: HashMap::new(),
             done: BatchCounts::default(),
             events: Vec::new(),
             report: IngestReport::default(),
@@ -1179,20 +1168,9 @@ impl Batch {
         if placed_now && let Some(outcome) = outcome {
             self.place(slot, &who, outcome);
         }
-        if let Some(entry) = slot.model.entry_id.filter(|_| !placed_now) {
-            let body = describe(
-                &slot.record,
-                slot.model.operator_id.and_then(|o| self.usernames.get(&o)),
-            );
-            let meta = call_meta(
-                &slot.model,
-                &slot.record,
-                slot.model.operator_id.and_then(|o| self.usernames.get(&o)),
-            );
-            self.set_entry(entry, slot.model.operator_id, body, meta);
-            if let Some(t) = slot.model.ticket_id {
-                self.touch(t);
-            }
+        // A call already on a ticket shows its new state there (the timeline reads `calls`).
+        if let Some(t) = slot.model.ticket_id.filter(|_| !placed_now) {
+            self.touch(t);
         }
         if let (Who::Citizen(n), Some(CallOutcome::Answered)) = (&who, outcome) {
             let last = self
@@ -1281,30 +1259,15 @@ impl Batch {
             Who::Anonymous | Who::Internal => None,
         };
         if let Some(t) = ticket {
+            // The call joins the ticket's timeline through its own row: the timeline item is
+            // the call (`call_entry`), its id the call's.
             slot.model.ticket_id = Some(t);
-            let operator_name = slot.model.operator_id.and_then(|o| self.usernames.get(&o));
-            let body = describe(&slot.record, operator_name);
-            let meta = call_meta(&slot.model, &slot.record, operator_name);
-            let entry = ticket_entry::Model {
-                id: Uuid::now_v7(),
-                ticket_id: t,
-                kind: EntryKind::Call.as_str().to_owned(),
-                author_id: slot.model.operator_id,
-                body,
-                body_html: None,
-                meta: Some(meta.to_string()),
-                created_at: slot.record.started_at,
-            };
-            slot.model.entry_id = Some(entry.id);
             self.events.push(DomainEvent::EntryAdded {
                 ticket_id: t,
-                entry_id: entry.id,
+                entry_id: slot.model.id,
                 kind: EntryKind::Call,
                 at: self.at,
             });
-            self.new_entry_index
-                .insert(entry.id, self.new_entries.len());
-            self.new_entries.push(entry);
             self.touch(t);
         }
     }
@@ -1348,7 +1311,6 @@ impl Batch {
             && self.new_citizens.is_empty()
             && self.new_tickets.is_empty()
             && self.new_entries.is_empty()
-            && self.entry_updates.is_empty()
             && self.touched.is_empty()
             && self.resolved.is_empty()
     }
@@ -1390,7 +1352,6 @@ impl Batch {
             open_ticket: self.open_ticket.clone(),
             ticket_status,
             users: self.users.clone(),
-            usernames: self.usernames.clone(),
         }
     }
 
@@ -1642,8 +1603,6 @@ impl Batch {
             meta: Some(meta.to_string()),
             created_at: self.at,
         };
-        self.new_entry_index
-            .insert(entry.id, self.new_entries.len());
         self.new_entries.push(entry);
         self.events.push(DomainEvent::TicketTransitioned {
             ticket_id,
@@ -1651,21 +1610,6 @@ impl Batch {
             to: Status::Resolved,
             at: self.at,
         });
-    }
-
-    fn set_entry(&mut self, entry: Uuid, author: Option<Uuid>, body: String, meta: Value) {
-        match self.new_entry_index.get(&entry) {
-            Some(&i) => {
-                let e = &mut self.new_entries[i];
-                e.author_id = author;
-                e.body = body;
-                e.meta = Some(meta.to_string());
-            }
-            None => {
-                self.entry_updates
-                    .insert(entry, (author, body, meta.to_string()));
-            }
-        }
     }
 
     fn touch(&mut self, ticket: Uuid) {
@@ -1727,18 +1671,6 @@ impl Batch {
         writes.extend(q::callback_updates(txn, changed_cbs));
         writes.extend(q::insert_chunks(txn, new_cbs));
         writes.extend(q::insert_chunks(txn, std::mem::take(&mut self.new_entries)));
-        for (id, (author, body, meta)) in std::mem::take(&mut self.entry_updates) {
-            writes.push(Box::pin(async move {
-                ticket_entry::Entity::update_many()
-                    .col_expr(ticket_entry::Column::AuthorId, Expr::value(author))
-                    .col_expr(ticket_entry::Column::Body, Expr::value(body))
-                    .col_expr(ticket_entry::Column::Meta, Expr::value(Some(meta)))
-                    .filter(ticket_entry::Column::Id.eq(id))
-                    .exec(txn)
-                    .await
-                    .map(drop)
-            }));
-        }
         writes.extend(q::insert_chunks(txn, new_calls));
         for model in changed_calls {
             writes.push(Box::pin(async move {
@@ -1871,7 +1803,6 @@ fn blank_call(record: &CallRecord, at: DateTime<Utc>) -> call::Model {
         citizen_number: None,
         citizen_id: None,
         ticket_id: None,
-        entry_id: None,
         callback_id: None,
         operator_id: None,
         extension: None,
@@ -2025,6 +1956,55 @@ fn describe(record: &CallRecord, operator: Option<&String>) -> String {
             format!("Chiamata effettuata a {}{by}{talk}.", party(&record.to))
         }
         (Direction::Outbound, _) => format!("Chiamata a {} senza risposta{by}.", party(&record.to)),
+    }
+}
+
+/// A switchboard call as an item of its ticket's timeline: kind `call`, the call's id, the
+/// operator who answered (or placed it) as author, a sentence saying what happened and the
+/// documented `meta` keys. Built from the call's row each time the timeline is read, so it
+/// always shows the call as the latest event left it.
+///
+/// `names` are the users' display names (the author), `usernames` their user names (as the
+/// call's text and `meta.operator` give them, like the extension map in the configuration).
+pub(crate) fn call_entry(
+    model: &call::Model,
+    names: &HashMap<Uuid, String>,
+    usernames: &HashMap<Uuid, String>,
+) -> EntryView {
+    let operator = model.operator_id.and_then(|o| usernames.get(&o));
+    let (body, meta) = match stored_record(model) {
+        Ok(record) => (
+            describe(&record, operator),
+            call_meta(model, &record, operator),
+        ),
+        Err(_) => {
+            // The row's columns still say what the call was; the rest is lost, say so. (The
+            // parse error may quote the record, numbers included: it is not logged.)
+            tracing::warn!(call = %model.id, "call record unreadable, shown from its columns");
+            (
+                "Chiamata: dettagli non leggibili.".to_owned(),
+                json!({
+                    "call": model.id,
+                    "direction": model.direction,
+                    "outcome": model.outcome,
+                    "extension": model.extension,
+                    "operator_id": model.operator_id,
+                    "operator": operator,
+                    "duration_secs": model.duration_secs,
+                    "talk_secs": model.talk_secs,
+                }),
+            )
+        }
+    };
+    EntryView {
+        id: model.id,
+        kind: EntryKind::Call,
+        author_id: model.operator_id,
+        author_name: model.operator_id.and_then(|o| names.get(&o)).cloned(),
+        body,
+        body_html: None,
+        meta: Some(meta),
+        created_at: model.started_at,
     }
 }
 

@@ -12,7 +12,7 @@ use sportello_domain::event::DomainEvent;
 use sportello_domain::taxonomy::TaxonomyKind;
 use sportello_domain::ticket::normalise_tags;
 use sportello_domain::{Channel, EntryKind, Priority, Status, Tier};
-use sportello_store::entities::{citizen, ticket, ticket_entry, user};
+use sportello_store::entities::{call, citizen, ticket, ticket_entry, user};
 use sportello_store::query::{self, Order, TicketFilter};
 use uuid::Uuid;
 
@@ -227,6 +227,33 @@ pub(crate) async fn insert_system_entry<C: ConnectionTrait>(
         &new_entry(ticket_id, EntryKind::System, author, body, Some(meta), at),
     )
     .await
+}
+
+/// One timeline from the ticket's entries (in the order they were written) and its calls (in
+/// the order they started): a call goes before the first entry written after it started.
+fn merge_by_time(
+    entries: impl Iterator<Item = EntryView>,
+    calls: impl Iterator<Item = EntryView>,
+) -> Vec<EntryView> {
+    let mut entries = entries.peekable();
+    let mut calls = calls.peekable();
+    let mut out = Vec::new();
+    loop {
+        let call_first = match (entries.peek(), calls.peek()) {
+            (Some(e), Some(c)) => c.created_at < e.created_at,
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        let next = if call_first {
+            calls.next()
+        } else {
+            entries.next()
+        };
+        match next {
+            Some(item) => out.push(item),
+            None => return out,
+        }
+    }
 }
 
 fn entry_view(e: ticket_entry::Model, names: &HashMap<Uuid, String>) -> EntryView {
@@ -621,27 +648,41 @@ impl App {
     pub async fn get_ticket(&self, actor: &Actor, id: Uuid) -> Result<TicketView, ServiceError> {
         let read = &self.db().read;
         let t = self.load_visible(read, actor, id).await?;
-        let entries = ticket_entry::Entity::find()
-            .filter(ticket_entry::Column::TicketId.eq(id))
-            .order_by_asc(ticket_entry::Column::Id)
-            .all(read)
-            .await?;
-        let mut authors: Vec<Uuid> = entries.iter().filter_map(|e| e.author_id).collect();
-        authors.sort();
-        authors.dedup();
-        let names: HashMap<Uuid, String> = if authors.is_empty() {
-            HashMap::new()
-        } else {
-            user::Entity::find()
-                .filter(user::Column::Id.is_in(authors))
+        let (entries, calls) = futures::try_join!(
+            ticket_entry::Entity::find()
+                .filter(ticket_entry::Column::TicketId.eq(id))
+                .order_by_asc(ticket_entry::Column::Id)
+                .all(read),
+            call::Entity::find()
+                .filter(call::Column::TicketId.eq(id))
+                .order_by_asc(call::Column::StartedAt)
+                .order_by_asc(call::Column::Id)
+                .all(read),
+        )?;
+        let mut people: Vec<Uuid> = entries
+            .iter()
+            .filter_map(|e| e.author_id)
+            .chain(calls.iter().filter_map(|c| c.operator_id))
+            .collect();
+        people.sort();
+        people.dedup();
+        let (mut names, mut usernames) = (HashMap::new(), HashMap::new());
+        if !people.is_empty() {
+            for u in user::Entity::find()
+                .filter(user::Column::Id.is_in(people))
                 .all(read)
                 .await?
-                .into_iter()
-                .map(|u| (u.id, u.name))
-                .collect()
-        };
+            {
+                names.insert(u.id, u.name);
+                usernames.insert(u.id, u.username);
+            }
+        }
         let mut v = summaries(read, vec![t]).await?.remove(0);
-        v.timeline = Some(entries.into_iter().map(|e| entry_view(e, &names)).collect());
+        let entries = entries.into_iter().map(|e| entry_view(e, &names));
+        let calls = calls
+            .iter()
+            .map(|c| crate::phone::call_entry(c, &names, &usernames));
+        v.timeline = Some(merge_by_time(entries, calls));
         crate::audit::record(
             &self.db().write,
             Some(actor.id),
@@ -826,5 +867,55 @@ impl App {
         }]);
         let names = HashMap::from([(actor.id, actor.name.clone())]);
         Ok(entry_view(entry, &names))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn item(kind: EntryKind, minute: u32) -> EntryView {
+        EntryView {
+            id: Uuid::now_v7(),
+            kind,
+            author_id: None,
+            author_name: None,
+            body: format!("{kind:?} {minute}"),
+            body_html: None,
+            meta: None,
+            created_at: Utc
+                .with_ymd_and_hms(2026, 3, 2, 9, minute, 0)
+                .single()
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn calls_take_their_place_in_time_among_the_entries() {
+        let entries = [10, 20, 20].map(|m| item(EntryKind::Note, m));
+        let calls = [5, 15, 20, 40].map(|m| item(EntryKind::Call, m));
+        let got: Vec<String> = merge_by_time(entries.into_iter(), calls.into_iter())
+            .into_iter()
+            .map(|e| e.body)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "Call 5", "Note 10", "Call 15", "Note 20", "Note 20", "Call 20", "Call 40"
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_keep_their_order_when_there_are_no_calls() {
+        // Written order wins over the times entries carry (an e-mail's own date, say).
+        let entries = [30, 10, 20].map(|m| item(EntryKind::Note, m));
+        let got: Vec<String> = merge_by_time(entries.into_iter(), std::iter::empty())
+            .into_iter()
+            .map(|e| e.body)
+            .collect();
+        assert_eq!(got, ["Note 30", "Note 10", "Note 20"]);
     }
 }

@@ -17,7 +17,6 @@ pub struct Model {
     pub citizen_number: Option<String>,
     pub citizen_id: Option<Uuid>,
     pub ticket_id: Option<Uuid>,
-    pub entry_id: Option<Uuid>,
     pub callback_id: Option<Uuid>,
     pub operator_id: Option<Uuid>,
     pub extension: Option<String>,
