@@ -13,6 +13,7 @@ mod m20261126_000008_prepared_answers;
 mod m20261126_000009_applications;
 mod m20261126_000010_report_baselines;
 mod m20261127_000011_calls_on_timeline;
+mod m20261127_000012_sparse_indexes;
 mod util;
 
 /// Applies every migration in order; run at start-up and by `sportello migrate`.
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_applications::Migration),
             Box::new(m20261126_000010_report_baselines::Migration),
             Box::new(m20261127_000011_calls_on_timeline::Migration),
+            Box::new(m20261127_000012_sparse_indexes::Migration),
         ]
     }
 }
