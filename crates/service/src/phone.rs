@@ -586,7 +586,16 @@ pub struct CdrImportStats {
 /// The batch after the one being written: its rows, and its plan when one is being made.
 struct Ahead {
     rows: Arc<Vec<CdrRow>>,
-    plan: Option<tokio::task::JoinHandle<Result<Batch, sea_orm::DbErr>>>,
+    plan: Option<PlanTask>,
+}
+
+type PlanTask = tokio::task::JoinHandle<Result<Planned, sea_orm::DbErr>>;
+
+/// A batch planned ahead, and what the batch after it will take from it: both made on the
+/// task that planned it, so the write of the batch before never waits for them.
+struct Planned {
+    batch: Batch,
+    carry: Carry,
 }
 
 fn items_of<'r>(source: &'r str, rows: &'r [CdrRow]) -> Vec<Item<'r>> {
@@ -645,13 +654,7 @@ impl CdrImport {
         &mut self,
         batch: Ahead,
         next: Option<Arc<Vec<CdrRow>>>,
-    ) -> Result<
-        (
-            IngestReport,
-            Option<tokio::task::JoinHandle<Result<Batch, sea_orm::DbErr>>>,
-        ),
-        ServiceError,
-    > {
+    ) -> Result<(IngestReport, Option<PlanTask>), ServiceError> {
         let app = self.app.clone();
         let items = items_of(&self.source, &batch.rows);
         let ahead = match batch.plan {
@@ -671,36 +674,31 @@ impl CdrImport {
             let version = versions(&txn).await?;
             self.stats.batches += 1;
             let had_plan = ahead.is_some();
-            let planned = match ahead {
+            let (planned, carry) = match ahead {
                 Some(plan) if self.last_version == Some(version) => {
                     self.stats.planned_ahead += 1;
-                    plan
+                    (plan.batch, Some(plan.carry))
                 }
                 _ => {
                     if had_plan {
                         self.stats.planned_again += 1;
                     }
-                    Batch::plan(&app, &txn, &items, None).await?
+                    (Batch::plan(&app, &txn, &items, None).await?, None)
                 }
             };
             self.last_version = None;
             let next_plan = next.map(|rows| {
-                // A batch that writes no call (a re-import) leaves the database as the next
-                // batch would read it: nothing to carry.
-                let carry = if planned.changes_no_call() {
-                    Carry::default()
-                } else {
-                    planned.carry()
-                };
+                let carry = carry.unwrap_or_else(|| planned.next_carry());
                 let (app, source) = (app.clone(), self.source.clone());
                 tokio::spawn(async move {
                     let items = items_of(&source, &rows);
                     // One read transaction: one snapshot, and one connection whose page
                     // cache serves every look-up of the plan.
                     let read = app.db().read.begin().await?;
-                    let plan = Batch::plan(&app, &read, &items, Some(carry)).await?;
+                    let batch = Batch::plan(&app, &read, &items, Some(carry)).await?;
                     read.commit().await?;
-                    Ok(plan)
+                    let carry = batch.next_carry();
+                    Ok(Planned { batch, carry })
                 })
             });
             let written = match app.write_planned(&txn, planned).await {
@@ -868,7 +866,18 @@ impl Batch {
         for item in items {
             batch.process(item)?;
         }
+        batch.seal()?;
         Ok(batch)
+    }
+
+    /// Stores the record of every call the batch changed in its row (`calls.record`), so
+    /// writing has nothing left to compute (the writer waits for the first statement).
+    fn seal(&mut self) -> Result<(), sea_orm::DbErr> {
+        for slot in self.calls.values_mut().filter(|s| s.dirty) {
+            slot.model.record = serde_json::to_string(&StoredRecord::of(&slot.record))
+                .map_err(|e| internal(format!("call record cannot be stored: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Reads what a batch needs: its calls already recorded, and for every number and citizen
@@ -1315,7 +1324,17 @@ impl Batch {
             && self.resolved.is_empty()
     }
 
-    /// What the next batch may take from this one once it is written (see [`Carry`]).
+    /// What the next batch may take from this one once it is written (see [`Carry`]). A
+    /// batch that writes no call (a re-import) leaves the database as the next batch would
+    /// read it: nothing to carry.
+    fn next_carry(&self) -> Carry {
+        if self.changes_no_call() {
+            Carry::default()
+        } else {
+            self.carry()
+        }
+    }
+
     fn carry(&self) -> Carry {
         let status_of = |t: Uuid| -> Option<Status> {
             match self.new_ticket_index.get(&t) {
@@ -1650,13 +1669,11 @@ impl Batch {
             if !slot.dirty {
                 continue;
             }
-            let mut model = slot.model;
-            model.record = serde_json::to_string(&StoredRecord::of(&slot.record))
-                .map_err(|e| internal(format!("call record cannot be stored: {e}")))?;
+            // `record` was stored by `seal`, when the batch was planned.
             if slot.is_new {
-                new_calls.push(model);
+                new_calls.push(slot.model);
             } else {
-                changed_calls.push(model);
+                changed_calls.push(slot.model);
             }
         }
 
