@@ -96,7 +96,7 @@ pub fn install() -> Installed {
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Keeps the memory a batch command frees for its next batch instead of returning it to the
-/// kernel. The CDR import builds and drops tens of megabytes per batch of 10,000 rows, about a
+/// kernel. The CDR import builds and drops tens of megabytes per batch of rows, about a
 /// second apart; returned memory came back as fresh pages the kernel had to zero (the import
 /// ran 5 % faster without it, docs/benchmarks.md). Only for commands that end when their work
 /// is done (`import-cdr`, `bench`): the server keeps mimalloc's default and gives memory back.

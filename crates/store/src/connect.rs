@@ -105,6 +105,10 @@ pub async fn connect(url: &str, opts: &DbOptions) -> Result<Database, StoreError
     Ok(db)
 }
 
+/// Pages of its own changes a SQLite transaction may hold in memory before writing them to the
+/// WAL early (see `open`).
+const CACHE_SPILL_PAGES: i64 = 65_000;
+
 async fn open(url: &str, max: u32, opts: &DbOptions) -> Result<DatabaseConnection, sea_orm::DbErr> {
     let mut o = ConnectOptions::new(url);
     o.max_connections(max)
@@ -119,6 +123,16 @@ async fn open(url: &str, max: u32, opts: &DbOptions) -> Result<DatabaseConnectio
                 .busy_timeout(Duration::from_secs(10))
                 .pragma("temp_store", "memory")
                 .pragma("cache_size", "-32000")
+                // A transaction keeps the pages it changed in memory up to about 250 MiB
+                // (65,000 pages of 4 KiB) instead of writing them to the WAL as soon as they
+                // outgrow the 32 MB cache: a CDR import batch changes about 50 MB of pages,
+                // and spilling them mid-transaction wrote many pages twice and read them
+                // back (a quarter of the import's time, docs/benchmarks.md). The pages are
+                // freed back to the cache's size at commit. Beyond the threshold (a migration
+                // over a very large table) SQLite spills as before. SQLite also reads the
+                // number as on/off by its lowest byte, so a multiple of 256 would turn
+                // spilling off altogether (the test below reads the setting back).
+                .pragma("cache_spill", CACHE_SPILL_PAGES.to_string())
         });
     sea_orm::Database::connect(o).await
 }
@@ -154,6 +168,31 @@ mod tests {
             redact_url("sqlite://data/a.db?mode=rwc"),
             "sqlite://data/a.db?mode=rwc"
         );
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_a_transactions_pages_in_memory() {
+        let dir = std::env::temp_dir().join(format!("sportello-spill-{}", uuid::Uuid::now_v7()));
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+        let opts = DbOptions {
+            migrate: false,
+            ..Default::default()
+        };
+        let db = connect(&url, &opts).await.unwrap();
+        use sea_orm::ConnectionTrait;
+        for conn in [&db.write, &db.read] {
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.backend(),
+                    "PRAGMA cache_spill",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), CACHE_SPILL_PAGES);
+        }
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
