@@ -19,6 +19,7 @@ on_both_backends!(
     rules_dry_run_and_validated_edits,
     sla_pauses_while_waiting_on_the_citizen,
     several_instances_never_assign_twice,
+    a_waiting_ticket_reclassified_needs_the_skills_of_its_new_measure,
 );
 
 /// Polls a ticket until `done` holds (the router works asynchronously, pushed by events).
@@ -472,4 +473,70 @@ async fn several_instances_never_assign_twice(t: TestApp) {
             .count();
         assert_eq!(n, 1, "{v}");
     }
+}
+
+/// A request first filed under income support, then recognised as a B2 (disability) one while
+/// it waits: it needs the disability skill now, so a generalist does not get it and the
+/// operator who has the skill does.
+async fn a_waiting_ticket_reclassified_needs_the_skills_of_its_new_measure(t: TestApp) {
+    let tk = t
+        .ticket(
+            &t.admin_token,
+            json!({"channel": "email", "subject": "Domanda di contributo", "measure": "income_support"}),
+        )
+        .await;
+    let id = tk["id"].as_str().unwrap();
+    until(&t, id, |v| v["sla"].is_object()).await;
+
+    let (status, v) = t
+        .call(
+            Method::PUT,
+            &format!("/api/v1/tickets/{id}/classification"),
+            Some(&t.admin_token),
+            Some(json!({"measure": "b2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = until(&t, id, |v| v["measure"] == "b2").await;
+    let change = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["meta"]["classification"]["measure"]["to"] == "b2")
+        .cloned()
+        .unwrap_or_else(|| panic!("no classification entry: {v}"));
+    let routing = &change["meta"]["classification"]["routing"];
+    assert_eq!(routing["rule"]["to"], "disability_measures", "{change}");
+    assert_eq!(
+        routing["skills"]["to"],
+        json!({"disability": 2}),
+        "{change}"
+    );
+    assert!(
+        change["body"].as_str().unwrap().contains("disability 2"),
+        "{change}"
+    );
+
+    // A generalist becomes available: the ticket waits for the skill it needs now.
+    t.available_operator(
+        "generalista",
+        &["front_office"],
+        json!({"tiers": ["front_office"], "skills": {}, "capacity": {"email": 4}}),
+    )
+    .await;
+    let v = until(&t, id, |v| {
+        v["assignee_id"].is_string() || v["waiting_reason"]["code"] == "no_one_with_skills"
+    })
+    .await;
+    assert!(v["assignee_id"].is_null(), "given to the generalist: {v}");
+
+    let (specialist, _) = t
+        .available_operator(
+            "esperta_b2",
+            &["front_office"],
+            json!({"tiers": ["front_office"], "skills": {"disability": 2}, "capacity": {"email": 4}}),
+        )
+        .await;
+    let v = until(&t, id, |v| v["assignee_id"].is_string()).await;
+    assert_eq!(v["assignee_id"], specialist.as_str());
 }

@@ -138,7 +138,9 @@ impl App {
     }
 
     /// Changes a ticket's category, measure or priority, with a timeline entry saying what
-    /// changed. The ticket keeps its routing decision and SLA policy.
+    /// changed. A new category or measure makes the routing rules decide the ticket's skills
+    /// again (so a ticket still waiting goes to someone who knows the new measure); its tier,
+    /// priority and SLA clock stay.
     pub async fn set_classification(
         &self,
         actor: &Actor,
@@ -175,6 +177,7 @@ impl App {
         let mut changes = serde_json::Map::new();
         let mut lines = Vec::new();
         let mut update = ticket::Entity::update_many();
+        let mut after = t.clone();
         if let Some(c) = category.filter(|c| *c != t.category) {
             lines.push(format!(
                 "categoria: {} → {}",
@@ -182,7 +185,8 @@ impl App {
                 c.as_deref().unwrap_or("—")
             ));
             changes.insert("category".into(), json!({ "from": t.category, "to": c }));
-            update = update.col_expr(ticket::Column::Category, Expr::value(c));
+            update = update.col_expr(ticket::Column::Category, Expr::value(c.clone()));
+            after.category = c;
         }
         if let Some(m) = measure.filter(|m| *m != t.measure) {
             lines.push(format!(
@@ -191,7 +195,8 @@ impl App {
                 m.as_deref().unwrap_or("—")
             ));
             changes.insert("measure".into(), json!({ "from": t.measure, "to": m }));
-            update = update.col_expr(ticket::Column::Measure, Expr::value(m));
+            update = update.col_expr(ticket::Column::Measure, Expr::value(m.clone()));
+            after.measure = m;
         }
         if let Some(pr) = priority.filter(|pr| pr.as_str() != t.priority) {
             lines.push(format!("priorità: {} → {}", t.priority, pr.as_str()));
@@ -210,6 +215,25 @@ impl App {
             .filter(ticket::Column::Id.eq(id))
             .exec(&txn)
             .await?;
+        if (after.category != t.category || after.measure != t.measure)
+            && let Some(routing) = self.reroute_skills(&txn, &after, at).await?
+        {
+            let skills = |v: &serde_json::Value| match v.as_object() {
+                Some(m) if !m.is_empty() => m
+                    .iter()
+                    .map(|(k, l)| format!("{k} {l}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => "—".to_owned(),
+            };
+            lines.push(format!(
+                "competenze richieste: {} → {} (regola {})",
+                skills(&routing["skills"]["from"]),
+                skills(&routing["skills"]["to"]),
+                routing["rule"]["to"].as_str().unwrap_or("—")
+            ));
+            changes.insert("routing".into(), routing);
+        }
         let meta = serde_json::Value::Object(changes);
         let entry_id = Uuid::now_v7();
         ticket_entry::Entity::insert(ticket_entry::ActiveModel {

@@ -207,6 +207,18 @@ fn routing_row(
     }
 }
 
+/// What the routing rules see of a ticket: channel, classification, subject, its first message
+/// and the citizen's flags.
+fn facts_of(t: &ticket::Model, first_message: String) -> TicketFacts {
+    let mut facts = TicketFacts::new(Channel::parse(&t.channel).unwrap_or(Channel::Internal));
+    facts.category = t.category.clone();
+    facts.measure = t.measure.clone();
+    facts.subject = t.subject.clone();
+    facts.body = first_message;
+    facts.citizen_flags = serde_json::from_str(&t.tags).unwrap_or_default();
+    facts
+}
+
 fn earliest_due(s: &SlaSnapshot) -> Option<DateTime<Utc>> {
     [s.first_response_due, s.next_response_due, s.resolution_due]
         .into_iter()
@@ -504,6 +516,48 @@ impl App {
         Ok(())
     }
 
+    /// Decides a routed ticket's skills again after its category or measure changed, so a
+    /// ticket still in the queue goes to someone who knows its new measure (the router's next
+    /// round, woken by the timeline entry, uses them). The tier, priority and SLA clock stay:
+    /// moving tiers is an escalation, and the clock runs from the request. Returns what
+    /// changed (`rule` and `skills`, each `from` and `to`), or `None` when the ticket has no
+    /// routing decision yet (the router will make it with the new facts) or the rules decide
+    /// as before.
+    pub(crate) async fn reroute_skills<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        t: &ticket::Model,
+        at: DateTime<Utc>,
+    ) -> Result<Option<serde_json::Value>, sea_orm::DbErr> {
+        let Some(row) = ticket_routing::Entity::find_by_id(t.id).one(conn).await? else {
+            return Ok(None);
+        };
+        let first = ticket_entry::Entity::find()
+            .filter(ticket_entry::Column::TicketId.eq(t.id))
+            .filter(ticket_entry::Column::Kind.eq(EntryKind::Inbound.as_str()))
+            .order_by_asc(ticket_entry::Column::Id)
+            .one(conn)
+            .await?
+            .map(|e| e.body)
+            .unwrap_or_default();
+        let d = self.routing().config().rules.evaluate(&facts_of(t, first));
+        let before: BTreeMap<String, u8> = serde_json::from_str(&row.skills).unwrap_or_default();
+        if d.rule == row.rule && d.skills == before {
+            return Ok(None);
+        }
+        ticket_routing::Entity::update_many()
+            .col_expr(ticket_routing::Column::Rule, Expr::value(d.rule.clone()))
+            .col_expr(ticket_routing::Column::Skills, Expr::value(json(&d.skills)))
+            .col_expr(ticket_routing::Column::UpdatedAt, Expr::value(at))
+            .filter(ticket_routing::Column::TicketId.eq(t.id))
+            .exec(conn)
+            .await?;
+        Ok(Some(serde_json::json!({
+            "rule": { "from": row.rule, "to": d.rule },
+            "skills": { "from": before, "to": d.skills },
+        })))
+    }
+
     /// Gives every ticket without a routing decision one: rules, SLA clock, queue entry.
     async fn route_new_tickets(&self) -> Result<(), ServiceError> {
         let read = &self.db().read;
@@ -536,13 +590,7 @@ impl App {
         let at = now();
         let txn = self.db().write.begin().await?;
         for t in pending {
-            let mut facts =
-                TicketFacts::new(Channel::parse(&t.channel).unwrap_or(Channel::Internal));
-            facts.category = t.category.clone();
-            facts.measure = t.measure.clone();
-            facts.subject = t.subject.clone();
-            facts.body = firsts.get(&t.id).cloned().unwrap_or_default();
-            facts.citizen_flags = serde_json::from_str(&t.tags).unwrap_or_default();
+            let facts = facts_of(&t, firsts.get(&t.id).cloned().unwrap_or_default());
             let d = config.rules.evaluate(&facts);
             let Some(policy) = config.sla.get(&d.sla_policy) else {
                 continue;
