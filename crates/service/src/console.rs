@@ -218,21 +218,8 @@ impl App {
         if (after.category != t.category || after.measure != t.measure)
             && let Some(routing) = self.reroute_skills(&txn, &after, at).await?
         {
-            let skills = |v: &serde_json::Value| match v.as_object() {
-                Some(m) if !m.is_empty() => m
-                    .iter()
-                    .map(|(k, l)| format!("{k} {l}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                _ => "—".to_owned(),
-            };
-            lines.push(format!(
-                "competenze richieste: {} → {} (regola {})",
-                skills(&routing["skills"]["from"]),
-                skills(&routing["skills"]["to"]),
-                routing["rule"]["to"].as_str().unwrap_or("—")
-            ));
-            changes.insert("routing".into(), routing);
+            lines.push(routing.line());
+            changes.insert("routing".into(), routing.meta());
         }
         let meta = serde_json::Value::Object(changes);
         let entry_id = Uuid::now_v7();

@@ -207,6 +207,44 @@ fn routing_row(
     }
 }
 
+/// How a reclassification changed a ticket's routing: the rule and the required skills, each
+/// before and after.
+pub(crate) struct Rerouted {
+    rule: (String, String),
+    skills: (BTreeMap<String, u8>, BTreeMap<String, u8>),
+}
+
+impl Rerouted {
+    /// For the timeline entry's `meta`.
+    pub(crate) fn meta(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rule": { "from": self.rule.0, "to": self.rule.1 },
+            "skills": { "from": self.skills.0, "to": self.skills.1 },
+        })
+    }
+
+    /// The timeline entry's line, for operators.
+    pub(crate) fn line(&self) -> String {
+        let list = |skills: &BTreeMap<String, u8>| {
+            if skills.is_empty() {
+                "—".to_owned()
+            } else {
+                skills
+                    .iter()
+                    .map(|(k, l)| format!("{k} {l}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        format!(
+            "competenze richieste: {} → {} (regola {})",
+            list(&self.skills.0),
+            list(&self.skills.1),
+            self.rule.1
+        )
+    }
+}
+
 /// What the routing rules see of a ticket: channel, classification, subject, its first message
 /// and the citizen's flags.
 fn facts_of(t: &ticket::Model, first_message: String) -> TicketFacts {
@@ -528,7 +566,7 @@ impl App {
         conn: &C,
         t: &ticket::Model,
         at: DateTime<Utc>,
-    ) -> Result<Option<serde_json::Value>, sea_orm::DbErr> {
+    ) -> Result<Option<Rerouted>, sea_orm::DbErr> {
         let Some(row) = ticket_routing::Entity::find_by_id(t.id).one(conn).await? else {
             return Ok(None);
         };
@@ -552,10 +590,10 @@ impl App {
             .filter(ticket_routing::Column::TicketId.eq(t.id))
             .exec(conn)
             .await?;
-        Ok(Some(serde_json::json!({
-            "rule": { "from": row.rule, "to": d.rule },
-            "skills": { "from": before, "to": d.skills },
-        })))
+        Ok(Some(Rerouted {
+            rule: (row.rule, d.rule),
+            skills: (before, d.skills),
+        }))
     }
 
     /// Gives every ticket without a routing decision one: rules, SLA clock, queue entry.
